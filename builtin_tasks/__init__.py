@@ -1,0 +1,19 @@
+"""The built-in tasks, registered through the same hook as any third-party plugin's.
+
+Each task lives in its own module; they are imported only when the task registry is first needed,
+so that ``kubectl iter8 --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+from kubectl_iter8.hookspecs import hookimpl
+from kubectl_iter8.registry import TaskRegistry
+
+
+@hookimpl
+def iter8_register_tasks(registry: TaskRegistry) -> None:
+    from .assess import AssessTask
+    from .run import RunTask
+
+    for task in (RunTask, AssessTask):
+        registry.register(task)

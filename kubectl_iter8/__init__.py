@@ -1,0 +1,70 @@
+"""kubectl-iter8: the Kubernetes release optimizer, as a kubectl plugin.
+
+What a plugin author imports lives here. The marker ``hookimpl`` is cheap; the task API is loaded
+on first use so that importing this package (on every ``kubectl iter8`` start) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    DuplicateNameError,
+    ExitCode,
+    InvalidExperimentError,
+    Iter8Error,
+    PluginError,
+    StorageError,
+    TaskError,
+    UsageError,
+)
+from .hookspecs import hookimpl
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .registry import ResourceType, Router, TaskRegistry
+    from .result import Insights, MetricInfo, Result
+    from .task import Duration, Task, TaskContext, TaskInputs
+
+_LAZY = {
+    "Duration": "task",
+    "Insights": "result",
+    "MetricInfo": "result",
+    "ResourceType": "registry",
+    "Result": "result",
+    "Router": "registry",
+    "Task": "task",
+    "TaskContext": "task",
+    "TaskInputs": "task",
+    "TaskRegistry": "registry",
+}
+
+__all__ = [
+    "Duration",
+    "DuplicateNameError",
+    "ExitCode",
+    "Insights",
+    "InvalidExperimentError",
+    "Iter8Error",
+    "MetricInfo",
+    "PluginError",
+    "ResourceType",
+    "Result",
+    "Router",
+    "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "TaskInputs",
+    "TaskRegistry",
+    "UsageError",
+    "__version__",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,103 @@
+"""The ``kubectl iter8`` command: the root group, and the one place errors become exit codes.
+
+Subcommands are contributed by plugins through ``iter8_register_commands`` (the core's own
+commands are the essential plugin ``kubectl_iter8.commands``). Expected errors
+(:class:`~kubectl_iter8.errors.Iter8Error`) print as ``error: <message>`` lines with no traceback;
+anything else is a bug and keeps its traceback. ``--debug`` shows tracebacks always.
+
+Start-up cost matters (``kubectl iter8 --help`` runs on every shell completion and typo): nothing
+here imports pydantic, YAML, the Kubernetes client, grpc or the load engine; commands import what
+they need when they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from .commands.common import CLIState
+from .errors import ExitCode, Iter8Error
+from .plugins import Iter8Hooks
+
+HELP = """Kubernetes release optimizer: experiments, SLO checks and traffic control.
+
+\b
+Run an experiment here, check it, and read its report:
+  kubectl iter8 launch --local -f experiment.yaml
+  kubectl iter8 assert --local -c completed,nofailure,slos
+  kubectl iter8 report --local
+"""
+
+
+def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
+    """Build the root group with every plugin's commands on it."""
+
+    @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+    @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+    @click.option(
+        "-l",
+        "--loglevel",
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        default="info",
+        show_default=True,
+        help="How much the command logs to standard error.",
+    )
+    @click.pass_context
+    def cli(ctx: click.Context, debug: bool, loglevel: str) -> None:
+        state.debug = state.debug or debug
+        logging.basicConfig(
+            level=logging.DEBUG if state.debug else getattr(logging, loglevel.upper()),
+            format="%(asctime)s %(levelname)-7s %(message)s",
+            datefmt="%H:%M:%S",
+            stream=sys.stderr,
+        )
+        ctx.obj = state
+
+    hooks.register_commands(cli)
+    return cli
+
+
+def _print_error(error: Iter8Error) -> None:
+    for line in str(error).splitlines() or [type(error).__name__]:
+        click.echo(f"error: {line}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kubectl-iter8`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state = CLIState(debug="--debug" in args or os.environ.get("ITER8_DEBUG") == "1")
+    try:
+        hooks = Iter8Hooks()
+        state.hooks = hooks
+        code = make_cli(hooks, state).main(args, prog_name="kubectl iter8", standalone_mode=False)
+        return code if isinstance(code, int) else ExitCode.OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("error: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except Iter8Error as exc:
+        if state.debug:
+            traceback.print_exc()
+        _print_error(exc)
+        return exc.exit_code
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error. Silence the flush at exit too.
+        sys.stderr.close()
+        return ExitCode.OK
+    except Exception:
+        traceback.print_exc()
+        click.echo("error: unexpected failure (a bug in kubectl-iter8 or a plugin; the traceback is above)", err=True)
+        return ExitCode.INTERNAL
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The core commands of ``kubectl iter8``, contributed as an essential plugin (tox's shape).
+
+Each command lives in its own module and imports its heavy dependencies only when it runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..hookspecs import hookimpl
+from . import assertion, launch, plugins_list, report, version
+
+
+@hookimpl
+def iter8_register_commands(cli: click.Group) -> None:
+    for command in (launch.launch, assertion.assert_, report.report, version.version, plugins_list.plugins):
+        cli.add_command(command)

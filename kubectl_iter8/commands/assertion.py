@@ -1,0 +1,61 @@
+"""``kubectl iter8 assert``: exit 0 when the experiment meets the conditions, 1 when it does not."""
+
+from __future__ import annotations
+
+import click
+
+from .common import CLIState, local_option, pass_state, require_local, run_dir_option
+
+
+@click.command(name="assert")
+@local_option
+@click.option(
+    "-c",
+    "--condition",
+    "condition_values",
+    multiple=True,
+    required=True,
+    metavar="CONDITION",
+    help="completed, nofailure or slos; repeatable or comma-separated.",
+)
+@click.option(
+    "--timeout",
+    default="0s",
+    show_default=True,
+    help="How long to wait for the conditions while the experiment is still running.",
+)
+@run_dir_option
+@pass_state
+def assert_(state: CLIState, local: bool, condition_values: tuple[str, ...], timeout: str, run_dir: str) -> None:
+    """Check that the experiment meets the conditions.
+
+    Returns at once when the conditions hold or the experiment has ended; while it is still
+    running, checks again until --timeout. Exit codes: 0 all hold, 1 some do not, 2 usage error.
+    """
+    import time
+
+    from ..conditions import evaluate, has_ended, parse_conditions
+    from ..durations import parse_duration
+    from ..errors import Iter8Error, UsageError
+    from ..storage import LocalStore
+
+    require_local(local)
+    conditions = parse_conditions(condition_values)
+    try:
+        deadline = time.monotonic() + parse_duration(timeout)
+    except ValueError:
+        raise UsageError(f"--timeout: {timeout!r} is not a duration (use e.g. 60s, 2m)") from None
+    store = LocalStore(run_dir)
+    while True:
+        experiment = store.load()
+        verdicts = evaluate(experiment, conditions)
+        if all(verdicts.values()) or has_ended(experiment) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    for name, ok in verdicts.items():
+        click.echo(f"{name}: {'satisfied' if ok else 'not satisfied'}")
+    failed = [name for name, ok in verdicts.items() if not ok]
+    if failed:
+        still = "" if has_ended(experiment) else " (the experiment is still running)"
+        raise Iter8Error(f"assert conditions not satisfied: {', '.join(failed)}{still}")
+    click.echo("all conditions satisfied")

@@ -1,0 +1,81 @@
+"""The errors kubectl-iter8 expects, and the exit codes the CLI turns them into.
+
+Every error a user can cause or meet in normal operation derives from :class:`Iter8Error`. The CLI
+boundary (``kubectl_iter8.cli.main``) prints such an error as one line with no traceback and exits
+with its ``exit_code``; anything else is a bug and keeps its traceback. The tree::
+
+    Iter8Error                      exit 1 unless a subclass says otherwise
+    ├── UsageError                  exit 2: bad flags, files or values; nothing was run or written
+    │   └── InvalidExperimentError  one line per problem found in an experiment
+    ├── PluginError                 a plugin failed to load or registered something inconsistent
+    │   └── DuplicateNameError      two plugins claim the same task or router name
+    ├── StorageError                an experiment could not be read or written
+    └── TaskError                   a task failed while the experiment ran
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of ``kubectl iter8``; documented in the README."""
+
+    #: Everything asked for was done, or every asserted condition holds.
+    OK = 0
+    #: The experiment failed, an assertion did not hold, or an operation could not complete.
+    FAILED = 1
+    #: Bad flags, files or values: nothing was run or written.
+    USAGE = 2
+    #: An unexpected error: a bug in kubectl-iter8 or a plugin (the traceback is printed).
+    INTERNAL = 70
+    #: Interrupted by the user (Ctrl-C).
+    INTERRUPTED = 130
+
+
+class Iter8Error(Exception):
+    """An expected error: shown to the user as one line, without a traceback."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(Iter8Error):
+    """The user asked for something malformed; nothing was run or written."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InvalidExperimentError(UsageError):
+    """An experiment failed validation; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PluginError(Iter8Error):
+    """A plugin could not be loaded or registered something invalid."""
+
+    def __init__(self, message: str, *, plugin: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}")
+        self.plugin = plugin
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name in one registry."""
+
+
+class StorageError(Iter8Error):
+    """An experiment or its result could not be read or written."""
+
+
+class TaskError(Iter8Error):
+    """A task failed; the runner records it as the experiment's failure."""

@@ -1,0 +1,175 @@
+"""The plugin host: builds a plugin manager and calls hooks through a typed facade.
+
+Loading order (pytest's and tox's): the essential core plugins, the default built-in plugins (by
+dotted name only, so the core never imports them statically), then third-party plugins from the
+``iter8`` entry-point group. Built-ins register first so that a third-party plugin that claims a
+built-in name is the one the duplicate error names. A third-party plugin that fails to import is
+reported and skipped: one broken plugin must not take ``kubectl iter8`` down.
+
+Environment:
+
+``ITER8_DISABLE_PLUGINS``
+    Comma-separated plugin names (entry-point names or built-in dotted names) not to load.
+    Essential plugins cannot be disabled.
+``ITER8_NO_AUTOLOAD=1``
+    Load no third-party plugins at all.
+``ITER8_TRACE_PLUGINS=1``
+    Print every hook call, its arguments and results to standard error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+
+from . import hookspecs
+from .errors import Iter8Error, PluginError
+from .registry import Registry, ResourceTypeRegistry, RouterRegistry, TaskRegistry
+from .version import __version__
+
+if TYPE_CHECKING:
+    import click
+
+    from .experiment import Experiment
+    from .result import TaskRecord
+
+#: Core plugins that make up the CLI itself; they cannot be disabled.
+ESSENTIAL_PLUGINS = ("kubectl_iter8.commands",)
+#: Built-in plugins, registered exactly like third-party ones.
+DEFAULT_PLUGINS = ("kubectl_iter8.builtin_tasks",)
+
+R = TypeVar("R", bound=Registry[Any])
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin, as ``kubectl iter8 plugins`` shows it."""
+
+    name: str
+    #: ``builtin`` or the name of the distribution that provides the plugin.
+    source: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    routers: list[str] = field(default_factory=list)
+    resource_types: list[str] = field(default_factory=list)
+    #: Why the plugin did not load; None when it did.
+    error: str | None = None
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Iter8Hooks:
+    """Typed access to the plugin manager: every hook call of the host goes through here."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self._sources: dict[str, tuple[str, str]] = {}
+        self.failed: dict[str, PluginInfo] = {}
+        blocked = {name.strip() for name in env.get("ITER8_DISABLE_PLUGINS", "").split(",") if name.strip()}
+        for dotted in ESSENTIAL_PLUGINS + tuple(p for p in DEFAULT_PLUGINS if p not in blocked):
+            self._register(importlib.import_module(dotted), dotted, ("builtin", __version__))
+        if not _env_flag(env, "ITER8_NO_AUTOLOAD"):
+            self._load_entry_points(blocked)
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc), plugin=exc.plugin_name) from exc
+        if _env_flag(env, "ITER8_TRACE_PLUGINS"):
+            self.manager.trace.root.setwriter(sys.stderr.write)
+            self.manager.enable_tracing()
+
+    def _register(self, plugin: object, name: str, source: tuple[str, str]) -> None:
+        try:
+            self.manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc), plugin=name) from exc
+        self._sources[name] = source
+
+    def _load_entry_points(self, blocked: set[str]) -> None:
+        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+            if ep.name in blocked or ep.name in self._sources:
+                continue
+            dist = ep.dist
+            source = (dist.name, dist.version) if dist is not None else ("unknown", "unknown")
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported, not fatal
+                message = f"failed to load {ep.value}: {type(exc).__name__}: {exc}"
+                self.failed[ep.name] = PluginInfo(ep.name, source[0], source[1], error=message)
+                print(f"warning: plugin {ep.name!r} skipped: {message}", file=sys.stderr)
+                continue
+            self._register(plugin, ep.name, source)
+
+    def _fill(self, registry: R, hook_name: str) -> R:
+        """Call one registration hook plugin by plugin, so errors and names are attributed."""
+        caller = getattr(self.manager.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            registry.current_plugin = impl.plugin_name
+            try:
+                impl.function(*[{"registry": registry}[arg] for arg in impl.argnames])
+            except Iter8Error:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name) from exc
+        registry.current_plugin = "<unknown>"
+        return registry
+
+    @cached_property
+    def tasks(self) -> TaskRegistry:
+        """Every registered task class by name (the hook runs on first use)."""
+        return self._fill(TaskRegistry(), "iter8_register_tasks")
+
+    @cached_property
+    def routers(self) -> RouterRegistry:
+        return self._fill(RouterRegistry(), "iter8_register_routers")
+
+    @cached_property
+    def resource_types(self) -> ResourceTypeRegistry:
+        return self._fill(ResourceTypeRegistry(), "iter8_register_resource_types")
+
+    def register_commands(self, cli: click.Group) -> None:
+        self.manager.hook.iter8_register_commands(cli=cli)
+
+    def experiment_started(self, experiment: Experiment) -> None:
+        self.manager.hook.iter8_experiment_started(experiment=experiment)
+
+    def task_finished(self, experiment: Experiment, index: int, record: TaskRecord) -> None:
+        self.manager.hook.iter8_task_finished(experiment=experiment, index=index, record=record)
+
+    def experiment_finished(self, experiment: Experiment) -> None:
+        self.manager.hook.iter8_experiment_finished(experiment=experiment)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every plugin with its source, version, hooks and the names it registered."""
+        infos = []
+        for name, plugin in self.manager.list_name_plugin():
+            if plugin is None:
+                continue
+            source, version = self._sources.get(name, ("unknown", "unknown"))
+            hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    source=source,
+                    version=version,
+                    hooks=hooks,
+                    tasks=self.tasks.provided_by(name),
+                    routers=self.routers.provided_by(name),
+                    resource_types=self.resource_types.provided_by(name),
+                )
+            )
+        return infos + list(self.failed.values())
+

@@ -1,0 +1,147 @@
+"""The experiment result: what the runner records after every task, and what assert and report read.
+
+The field names and shapes are Iter8's (v0.13/v0.14 ``result``), so tools written against Iter8's
+experiment files keep working. Additions over Iter8 are marked below; unknown fields written by a
+newer kubectl-iter8 are kept on read-modify-write rather than dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MetricType = Literal["Counter", "Gauge", "Histogram", "Sample", "Summary"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="allow", validate_assignment=False)
+
+
+class MetricInfo(_Model):
+    """What a metric is: Iter8's ``metricsInfo`` entry."""
+
+    description: str = ""
+    units: str | None = None
+    type: MetricType = "Gauge"
+
+
+class VersionName(_Model):
+    version: str | None = None
+    track: str | None = None
+
+
+class SLO(_Model):
+    metric: str
+    limit: float
+
+
+class SLOs(_Model):
+    upper: list[SLO] = Field(default_factory=list)
+    lower: list[SLO] = Field(default_factory=list)
+
+
+class SLOsSatisfied(_Model):
+    """``upper[i][j]`` tells whether version ``j`` satisfies upper SLO ``i``."""
+
+    upper: list[list[bool]] = Field(default_factory=list)
+    lower: list[list[bool]] = Field(default_factory=list)
+
+
+class Rewards(_Model):
+    max: list[str] = Field(default_factory=list)
+    min: list[str] = Field(default_factory=list)
+
+
+class RewardsWinners(_Model):
+    """Index of the winning version per reward metric, -1 where no version has a value."""
+
+    max: list[int] = Field(default_factory=list)
+    min: list[int] = Field(default_factory=list)
+
+
+class Insights(_Model):
+    """Metrics per version, the SLOs and their verdicts (Iter8's ``insights``)."""
+
+    num_versions: int = Field(1, alias="numVersions")
+    version_names: list[VersionName] | None = Field(None, alias="versionNames")
+    metrics_info: dict[str, MetricInfo] = Field(default_factory=dict, alias="metricsInfo")
+    non_hist_metric_values: list[dict[str, list[float]]] = Field(
+        default_factory=list, alias="nonHistMetricValues"
+    )
+    slos: SLOs | None = Field(None, alias="SLOs")
+    slos_satisfied: SLOsSatisfied | None = Field(None, alias="SLOsSatisfied")
+    rewards: Rewards | None = None
+    rewards_winners: RewardsWinners | None = Field(None, alias="rewardsWinners")
+
+    def version_label(self, index: int) -> str:
+        """The name reports give version ``index``: its track or version name, else ``version i``."""
+        names = self.version_names or []
+        if index < len(names):
+            name = names[index]
+            if name.track and name.version:
+                return f"{name.track} ({name.version})"
+            if name.track or name.version:
+                return str(name.track or name.version)
+        return f"version {index}"
+
+    def register_metric(self, name: str, info: MetricInfo) -> None:
+        """Declare metric ``name``; declaring it again with different meta is a task bug."""
+        known = self.metrics_info.get(name)
+        if known is not None and (known.type, known.units) != (info.type, info.units):
+            raise ValueError(f"metric {name!r} is already registered as {known.type} in {known.units}")
+        self.metrics_info[name] = info
+
+    def add_value(self, version: int, name: str, value: float) -> None:
+        """Record an observation of metric ``name`` for version ``version`` (a registered metric)."""
+        if name not in self.metrics_info:
+            raise ValueError(f"metric {name!r} is not registered")
+        if not 0 <= version < self.num_versions:
+            raise ValueError(f"version {version} is out of range (experiment has {self.num_versions})")
+        while len(self.non_hist_metric_values) < self.num_versions:
+            self.non_hist_metric_values.append({})
+        self.non_hist_metric_values[version].setdefault(name, []).append(float(value))
+
+    def scalar(self, version: int, name: str) -> float | None:
+        """The latest value of metric ``name`` for version ``version``, or None when there is none."""
+        if version >= len(self.non_hist_metric_values):
+            return None
+        values = self.non_hist_metric_values[version].get(name)
+        return values[-1] if values else None
+
+
+TaskStatus = Literal["running", "completed", "skipped", "failed"]
+
+
+class TaskRecord(_Model):
+    """What happened to one spec entry (new in kubectl-iter8; Iter8 kept only counters)."""
+
+    task: str
+    status: TaskStatus
+    start_time: dt.datetime | None = Field(None, alias="startTime")
+    duration_seconds: float | None = Field(None, alias="durationSeconds")
+    message: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Result(_Model):
+    """The ``result`` block of an experiment."""
+
+    start_time: dt.datetime | None = Field(None, alias="startTime")
+    #: New: set when the run has ended, whether it completed or failed.
+    end_time: dt.datetime | None = Field(None, alias="endTime")
+    num_loops: int = Field(0, alias="numLoops")
+    num_completed_tasks: int = Field(0, alias="numCompletedTasks")
+    failure: bool = False
+    #: New: why the run failed, naming the entry and task.
+    failure_message: str | None = Field(None, alias="failureMessage")
+    insights: Insights | None = None
+    iter8_version: str | None = Field(None, alias="iter8Version")
+    revision: int | None = None
+    #: New: one record per spec entry that has started.
+    tasks: list[TaskRecord] = Field(default_factory=list)
+
+    def dump(self) -> dict[str, Any]:
+        """The result as it is stored: Iter8's camelCase keys, empty optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

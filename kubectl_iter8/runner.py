@@ -1,0 +1,132 @@
+"""The experiment runner: runs prepared tasks in order and saves the result after every one.
+
+Semantics are Iter8 v0.14's: the result is reset at the start of a run; an entry whose ``if:`` is
+false is skipped but counts as completed; the first task that fails sets ``failure`` and ends the
+run. Beyond Iter8, every entry gets a record (status, timing, message, details), the failure names
+the entry, and an interrupted run (Ctrl-C, cancellation) is saved as failed before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import conditions
+from .errors import TaskError
+from .experiment import Experiment, PreparedTask
+from .expressions import ExpressionError
+from .plugins import Iter8Hooks
+from .result import Result, TaskRecord
+from .storage import ExperimentStore
+from .task import TaskContext
+from .version import major_minor
+
+log = logging.getLogger("kubectl_iter8.runner")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def expression_names(experiment: Experiment) -> dict[str, Any]:
+    """What ``if:`` expressions can use: the result and metadata as data, Iter8's functions."""
+    result = experiment.result.dump() if experiment.result else {}
+    return {
+        "result": result,
+        "metadata": experiment.metadata.model_dump(),
+        "completed": lambda: conditions.completed(experiment),
+        "nofailure": lambda: conditions.no_failure(experiment),
+        "slos": lambda: conditions.slos_satisfied(experiment),
+    }
+
+
+class Runner:
+    """Runs one experiment against one store."""
+
+    def __init__(
+        self, experiment: Experiment, tasks: list[PreparedTask], store: ExperimentStore, hooks: Iter8Hooks,
+        *, work_dir: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.experiment = experiment
+        self.tasks = tasks
+        self.store = store
+        self.hooks = hooks
+        self.work_dir = work_dir or Path(tempfile.gettempdir())
+
+    async def run(self) -> Result:
+        result = Result.model_validate(
+            {"startTime": _now(), "numLoops": 1, "numCompletedTasks": 0, "failure": False, "iter8Version": major_minor()}
+        )
+        self.experiment.result = result
+        self.store.save(self.experiment)
+        self.hooks.experiment_started(self.experiment)
+        for prepared in self.tasks:
+            if not await self._run_one(prepared, result):
+                break
+        else:
+            result.end_time = _now()
+            self.store.save(self.experiment)
+            log.info("experiment completed: %d of %d tasks", result.num_completed_tasks, len(self.tasks))
+        self.hooks.experiment_finished(self.experiment)
+        return result
+
+    async def _run_one(self, prepared: PreparedTask, result: Result) -> bool:
+        """Run one entry; False when it failed and the run must stop."""
+        record = TaskRecord(task=prepared.task.name, status="running", startTime=_now())
+        result.tasks.append(record)
+        started = time.perf_counter()
+        try:
+            if prepared.condition is not None and not prepared.condition.evaluate(
+                expression_names(self.experiment)
+            ):
+                record.status = "skipped"
+                record.message = f"if: {prepared.condition.text!r} is false"
+                log.info("%s: skipped (if: %s is false)", prepared.label, prepared.condition.text)
+            else:
+                log.info("%s: started", prepared.label)
+                ctx = TaskContext(
+                    result=result,
+                    details=record.details,
+                    work_dir=self.work_dir,
+                    metadata=self.experiment.metadata.model_dump(),
+                    logger=logging.getLogger(f"kubectl_iter8.task.{prepared.task.name}"),
+                )
+                await prepared.task.run(ctx)
+                record.status = "completed"
+        except ExpressionError as exc:
+            return self._fail(prepared, record, result, started, f"if: {exc}")
+        except TaskError as exc:
+            return self._fail(prepared, record, result, started, str(exc))
+        except asyncio.CancelledError:
+            self._fail(prepared, record, result, started, "interrupted")
+            raise
+        except Exception as exc:
+            # A bug in a task must not lose the result so far: record it, keep the traceback in logs.
+            log.debug("%s raised", prepared.label, exc_info=True)
+            return self._fail(prepared, record, result, started, f"unexpected {type(exc).__name__}: {exc}")
+        record.duration_seconds = round(time.perf_counter() - started, 6)
+        result.num_completed_tasks += 1
+        self.store.save(self.experiment)
+        if record.status == "completed":
+            log.info("%s: completed in %.3fs", prepared.label, record.duration_seconds)
+        self.hooks.task_finished(self.experiment, prepared.index, record)
+        return True
+
+    def _fail(
+        self, prepared: PreparedTask, record: TaskRecord, result: Result, started: float, message: str
+    ) -> bool:
+        record.status = "failed"
+        record.message = message
+        record.duration_seconds = round(time.perf_counter() - started, 6)
+        result.failure = True
+        result.failure_message = f"{prepared.label}: {message}"
+        result.end_time = _now()
+        self.store.save(self.experiment)
+        log.error("%s: failed: %s", prepared.label, message)
+        self.hooks.task_finished(self.experiment, prepared.index, record)
+        return False
