@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from kubectl_iter8.errors import TaskError
-from kubectl_iter8.result import SLO, SLOs, SLOsSatisfied, Rewards, RewardsWinners
+from kubectl_iter8.result import SLO, Rewards, RewardsWinners, SLOs, SLOsSatisfied
 from kubectl_iter8.task import Task, TaskContext, TaskInputs
 
 
@@ -45,7 +45,7 @@ class RewardsInput(TaskInputs):
 
 
 class AssessInputs(TaskInputs):
-    slos: SLOsInput | None = Field(None, alias="SLOs")
+    slos: SLOsInput | None = Field(default=None, alias="SLOs")
     rewards: RewardsInput | None = None
 
 
@@ -58,7 +58,9 @@ class AssessTask(Task[AssessInputs]):
     async def run(self, ctx: TaskContext) -> None:
         insights = ctx.result.insights
         if insights is None:
-            raise TaskError("no metrics to assess: run a task that collects metrics (such as http) before assess")
+            raise TaskError(
+                "no metrics to assess: run a task that collects metrics (such as http) before assess"
+            )
         versions = range(insights.num_versions)
         if self.inputs.slos is not None:
             slos = SLOs(
@@ -67,8 +69,14 @@ class AssessTask(Task[AssessInputs]):
             )
             insights.slos = slos
             insights.slos_satisfied = SLOsSatisfied(
-                upper=[[_holds(insights.scalar(v, s.metric), s.limit, upper=True) for v in versions] for s in slos.upper],
-                lower=[[_holds(insights.scalar(v, s.metric), s.limit, upper=False) for v in versions] for s in slos.lower],
+                upper=[
+                    [_holds(insights.scalar(v, s.metric), s.limit, upper=True) for v in versions]
+                    for s in slos.upper
+                ],
+                lower=[
+                    [_holds(insights.scalar(v, s.metric), s.limit, upper=False) for v in versions]
+                    for s in slos.lower
+                ],
             )
             for slo in [*slos.upper, *slos.lower]:
                 if all(insights.scalar(v, slo.metric) is None for v in versions):
@@ -76,8 +84,12 @@ class AssessTask(Task[AssessInputs]):
         if self.inputs.rewards is not None:
             insights.rewards = Rewards(max=list(self.inputs.rewards.max), min=list(self.inputs.rewards.min))
             insights.rewards_winners = RewardsWinners(
-                max=[_winner([insights.scalar(v, m) for v in versions], max) for m in self.inputs.rewards.max],
-                min=[_winner([insights.scalar(v, m) for v in versions], min) for m in self.inputs.rewards.min],
+                max=[
+                    _winner([insights.scalar(v, m) for v in versions], max) for m in self.inputs.rewards.max
+                ],
+                min=[
+                    _winner([insights.scalar(v, m) for v in versions], min) for m in self.inputs.rewards.min
+                ],
             )
 
 

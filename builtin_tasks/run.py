@@ -15,8 +15,10 @@ import shlex
 import shutil
 import signal
 import tempfile
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from kubectl_iter8.durations import format_duration
 from kubectl_iter8.errors import TaskError
@@ -25,9 +27,19 @@ from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
 OUTPUT_LIMIT = 64 * 1024
 
 
+def _command(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    raise PydanticCustomError(
+        "command",
+        "expected a string or a list of strings (quote YAML words like false or 1), got '{value}'",
+        {"value": value},
+    )
+
+
 class RunInputs(TaskInputs):
     #: The command: a list of arguments, or one string (split, or given to bash with ``shell``).
-    command: str | list[str] = Field(alias="cmd")
+    command: Annotated[str | list[str], BeforeValidator(_command)] = Field(alias="cmd")
     shell: bool = False
     #: Extra environment variables for the command.
     env: dict[str, str] = Field(default_factory=dict)

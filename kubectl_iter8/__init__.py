@@ -41,8 +41,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "Duration",
     "DuplicateNameError",
+    "Duration",
     "ExitCode",
     "Insights",
     "InvalidExperimentError",

@@ -37,7 +37,9 @@ Run an experiment here, check it, and read its report:
 def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
     """Build the root group with every plugin's commands on it."""
 
-    @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+    @click.group(
+        help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+    )
     @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
     @click.option(
         "-l",
@@ -95,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     except Exception:
         traceback.print_exc()
-        click.echo("error: unexpected failure (a bug in kubectl-iter8 or a plugin; the traceback is above)", err=True)
+        click.echo(
+            "error: unexpected failure (a bug in kubectl-iter8 or a plugin; the traceback is above)", err=True
+        )
         return ExitCode.INTERNAL
 
 

@@ -22,7 +22,9 @@ def parse_conditions(values: Iterable[str]) -> list[str]:
         for part in value.split(","):
             name = part.strip().lower()
             if name not in CONDITIONS:
-                raise UsageError(f"-c/--condition: unknown condition {part.strip()!r} (use {', '.join(CONDITIONS)})")
+                raise UsageError(
+                    f"-c/--condition: unknown condition {part.strip()!r} (use {', '.join(CONDITIONS)})"
+                )
             if name not in conditions:
                 conditions.append(name)
     if not conditions:

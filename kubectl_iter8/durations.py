@@ -20,7 +20,7 @@ def parse_duration(value: str | float | int) -> float:
     :raises ValueError: when ``value`` is not a duration.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
+        raise ValueError(f"{value!r} is not a duration")  # noqa: TRY004 - one error type for every bad duration
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"{value!r} is not a duration (negative)")

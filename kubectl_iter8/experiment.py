@@ -84,7 +84,7 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
             message = "unknown field"
         elif kind == "missing":
             message = "required field is missing"
-        elif kind in {"duration", "value_error"}:
+        elif kind in {"duration", "value_error", "command"}:
             message = error["msg"].removeprefix("Value error, ")
         else:
             message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error['input']!r})"
@@ -151,11 +151,14 @@ def prepare(experiment: Experiment, tasks: TaskRegistry) -> list[PreparedTask]:
 def _prepare_entry(index: int, entry: dict[str, Any], tasks: TaskRegistry) -> PreparedTask:
     where = f"spec[{index}]"
     problems = [
-        f"{where}: unknown key {key!r} (allowed: {', '.join(ENTRY_KEYS)})" for key in entry if key not in ENTRY_KEYS
+        f"{where}: unknown key {key!r} (allowed: {', '.join(ENTRY_KEYS)})"
+        for key in entry
+        if key not in ENTRY_KEYS
     ]
     if ("task" in entry) == ("run" in entry):
         problems.append(f"{where}: an entry needs exactly one of 'task:' or 'run:'")
         raise InvalidExperimentError(problems)
+    inputs: Any
     if "run" in entry:
         name, inputs = "run", {"cmd": entry["run"], "shell": entry.get("shell", False)}
         if "with" in entry:

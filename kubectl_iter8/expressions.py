@@ -122,9 +122,9 @@ class Expression:
                 return self._apply(op, self._eval(left, names), self._eval(right, names), node)
             case ast.Compare(left=left, ops=ops, comparators=comparators):
                 current = self._eval(left, names)
-                for op, comparator in zip(ops, comparators, strict=True):
+                for cmp, comparator in zip(ops, comparators, strict=True):
                     other = self._eval(comparator, names)
-                    if not self._apply(op, current, other, node):
+                    if not self._apply(cmp, current, other, node):
                         return False
                     current = other
                 return True
@@ -135,7 +135,9 @@ class Expression:
                 return function(*[self._eval(arg, names) for arg in args])
             case ast.List(elts=elements) | ast.Tuple(elts=elements):
                 return [self._eval(element, names) for element in elements]
-        raise ExpressionError(f"cannot evaluate {ast.unparse(node)!r}")  # pragma: no cover - _check forbids it
+        raise ExpressionError(
+            f"cannot evaluate {ast.unparse(node)!r}"
+        )  # pragma: no cover - _check forbids it
 
     def _apply(self, op: ast.AST, left: Any, right: Any, node: ast.AST) -> Any:
         try:

@@ -12,7 +12,10 @@ Environment:
     Comma-separated plugin names (entry-point names or built-in dotted names) not to load.
     Essential plugins cannot be disabled.
 ``ITER8_NO_AUTOLOAD=1``
-    Load no third-party plugins at all.
+    Load no third-party plugins from entry points.
+``ITER8_PLUGINS``
+    Comma-separated importable module names to load as plugins as well: a plugin under
+    development, or one used by tests, without packaging it (pytest's ``-p``).
 ``ITER8_TRACE_PLUGINS=1``
     Print every hook call, its arguments and results to standard error.
 """
@@ -83,10 +86,17 @@ class Iter8Hooks:
             self._register(importlib.import_module(dotted), dotted, ("builtin", __version__))
         if not _env_flag(env, "ITER8_NO_AUTOLOAD"):
             self._load_entry_points(blocked)
+        for dotted in (name.strip() for name in env.get("ITER8_PLUGINS", "").split(",")):
+            if dotted and dotted not in self._sources:
+                try:
+                    module = importlib.import_module(dotted)
+                except ImportError as exc:
+                    raise PluginError(f"ITER8_PLUGINS: cannot import: {exc}", plugin=dotted) from None
+                self._register(module, dotted, ("ITER8_PLUGINS", "-"))
         try:
             self.manager.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(str(exc), plugin=exc.plugin_name) from exc
+            raise PluginError(str(exc), plugin=str(self.manager.get_name(exc.plugin))) from exc
         if _env_flag(env, "ITER8_TRACE_PLUGINS"):
             self.manager.trace.root.setwriter(sys.stderr.write)
             self.manager.enable_tracing()
@@ -106,7 +116,7 @@ class Iter8Hooks:
             source = (dist.name, dist.version) if dist is not None else ("unknown", "unknown")
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported, not fatal
+            except Exception as exc:
                 message = f"failed to load {ep.value}: {type(exc).__name__}: {exc}"
                 self.failed[ep.name] = PluginInfo(ep.name, source[0], source[1], error=message)
                 print(f"warning: plugin {ep.name!r} skipped: {message}", file=sys.stderr)
@@ -123,7 +133,9 @@ class Iter8Hooks:
             except Iter8Error:
                 raise
             except Exception as exc:
-                raise PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name) from exc
+                raise PluginError(
+                    f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name
+                ) from exc
         registry.current_plugin = "<unknown>"
         return registry
 
@@ -172,4 +184,3 @@ class Iter8Hooks:
                 )
             )
         return infos + list(self.failed.values())
-

@@ -51,7 +51,9 @@ def build_report(experiment: Experiment) -> dict[str, Any]:
             verdicts = getattr(satisfied, bound) if satisfied else []
             for i, slo in enumerate(getattr(insights.slos, bound)):
                 row = verdicts[i] if i < len(verdicts) else [False] * num_versions
-                slos.append({"bound": bound, "metric": slo.metric, "limit": slo.limit, "satisfied": list(row)})
+                slos.append(
+                    {"bound": bound, "metric": slo.metric, "limit": slo.limit, "satisfied": list(row)}
+                )
     metric_names = sorted({*(insights.metrics_info if insights else {}), *(s["metric"] for s in slos)})
     metrics = []
     for name in metric_names:
@@ -73,7 +75,11 @@ def build_report(experiment: Experiment) -> dict[str, Any]:
             for i, metric in enumerate(getattr(insights.rewards, direction)):
                 winner = picked[i] if i < len(picked) else -1
                 rewards.append(
-                    {"direction": direction, "metric": metric, "winner": versions[winner] if winner >= 0 else None}
+                    {
+                        "direction": direction,
+                        "metric": metric,
+                        "winner": versions[winner] if winner >= 0 else None,
+                    }
                 )
     return {
         "apiVersion": REPORT_API_VERSION,
@@ -130,9 +136,14 @@ def render_text(report: dict[str, Any]) -> str:
             rows.append([condition, *("✔" if ok else "✘" for ok in slo["satisfied"])])
         lines += ["", tabulate(rows, headers=["SLO condition", *versions], tablefmt="simple")]
     if report["metrics"]:
-        rows = [[m["name"] + (f" ({m['units']})" if m["units"] else ""), *map(_number, m["values"])] for m in report["metrics"]]
+        rows = [
+            [m["name"] + (f" ({m['units']})" if m["units"] else ""), *map(_number, m["values"])]
+            for m in report["metrics"]
+        ]
         lines += ["", tabulate(rows, headers=["Metric", *versions], tablefmt="simple", disable_numparse=True)]
     if report["rewards"]:
-        rows = [[f"{r['direction']} {r['metric']}", r["winner"] or "insufficient data"] for r in report["rewards"]]
+        rows = [
+            [f"{r['direction']} {r['metric']}", r["winner"] or "insufficient data"] for r in report["rewards"]
+        ]
         lines += ["", tabulate(rows, headers=["Reward", "Best version"], tablefmt="simple")]
     return "\n".join(lines) + "\n"

@@ -64,16 +64,16 @@ class RewardsWinners(_Model):
 class Insights(_Model):
     """Metrics per version, the SLOs and their verdicts (Iter8's ``insights``)."""
 
-    num_versions: int = Field(1, alias="numVersions")
-    version_names: list[VersionName] | None = Field(None, alias="versionNames")
+    num_versions: int = Field(default=1, alias="numVersions")
+    version_names: list[VersionName] | None = Field(default=None, alias="versionNames")
     metrics_info: dict[str, MetricInfo] = Field(default_factory=dict, alias="metricsInfo")
     non_hist_metric_values: list[dict[str, list[float]]] = Field(
         default_factory=list, alias="nonHistMetricValues"
     )
-    slos: SLOs | None = Field(None, alias="SLOs")
-    slos_satisfied: SLOsSatisfied | None = Field(None, alias="SLOsSatisfied")
+    slos: SLOs | None = Field(default=None, alias="SLOs")
+    slos_satisfied: SLOsSatisfied | None = Field(default=None, alias="SLOsSatisfied")
     rewards: Rewards | None = None
-    rewards_winners: RewardsWinners | None = Field(None, alias="rewardsWinners")
+    rewards_winners: RewardsWinners | None = Field(default=None, alias="rewardsWinners")
 
     def version_label(self, index: int) -> str:
         """The name reports give version ``index``: its track or version name, else ``version i``."""
@@ -119,8 +119,8 @@ class TaskRecord(_Model):
 
     task: str
     status: TaskStatus
-    start_time: dt.datetime | None = Field(None, alias="startTime")
-    duration_seconds: float | None = Field(None, alias="durationSeconds")
+    start_time: dt.datetime | None = Field(default=None, alias="startTime")
+    duration_seconds: float | None = Field(default=None, alias="durationSeconds")
     message: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -128,16 +128,16 @@ class TaskRecord(_Model):
 class Result(_Model):
     """The ``result`` block of an experiment."""
 
-    start_time: dt.datetime | None = Field(None, alias="startTime")
+    start_time: dt.datetime | None = Field(default=None, alias="startTime")
     #: New: set when the run has ended, whether it completed or failed.
-    end_time: dt.datetime | None = Field(None, alias="endTime")
-    num_loops: int = Field(0, alias="numLoops")
-    num_completed_tasks: int = Field(0, alias="numCompletedTasks")
+    end_time: dt.datetime | None = Field(default=None, alias="endTime")
+    num_loops: int = Field(default=0, alias="numLoops")
+    num_completed_tasks: int = Field(default=0, alias="numCompletedTasks")
     failure: bool = False
     #: New: why the run failed, naming the entry and task.
-    failure_message: str | None = Field(None, alias="failureMessage")
+    failure_message: str | None = Field(default=None, alias="failureMessage")
     insights: Insights | None = None
-    iter8_version: str | None = Field(None, alias="iter8Version")
+    iter8_version: str | None = Field(default=None, alias="iter8Version")
     revision: int | None = None
     #: New: one record per spec entry that has started.
     tasks: list[TaskRecord] = Field(default_factory=list)

@@ -60,7 +60,13 @@ class Runner:
 
     async def run(self) -> Result:
         result = Result.model_validate(
-            {"startTime": _now(), "numLoops": 1, "numCompletedTasks": 0, "failure": False, "iter8Version": major_minor()}
+            {
+                "startTime": _now(),
+                "numLoops": 1,
+                "numCompletedTasks": 0,
+                "failure": False,
+                "iter8Version": major_minor(),
+            }
         )
         self.experiment.result = result
         self.store.save(self.experiment)

@@ -35,12 +35,12 @@ from .result import Insights, Result
 
 def _duration(value: Any) -> float:
     if not isinstance(value, str | int | float):
-        raise PydanticCustomError("duration", "{value!r} is not a duration", {"value": value})
+        raise PydanticCustomError("duration", "'{value}' is not a duration", {"value": value})
     try:
         return parse_duration(value)
     except ValueError:
         raise PydanticCustomError(
-            "duration", "{value!r} is not a duration (use e.g. 30s, 1m30s, 250ms)", {"value": value}
+            "duration", "'{value}' is not a duration (use e.g. 30s, 1m30s, 250ms)", {"value": value}
         ) from None
 
 

@@ -71,6 +71,8 @@ def _parse_key(key: str, assignment: str) -> list[str | int]:
     path: list[str | int] = []
     for part in _split(key, "."):
         name, _, rest = part.partition("[")
+        if not name and (not rest or not path):
+            raise UsageError(f"--set {assignment!r}: empty key")
         if name:
             path.append(_unescape(name))
         while rest:
@@ -182,8 +184,8 @@ def merged_document(files: list[str], sets: list[str]) -> dict[str, Any]:
     for path in files:
         doc = deep_merge(doc, read_yaml(path))
     for expression in sets:
-        for path, value in parse_set(expression):
-            set_path(doc, path, value, expression)
+        for key_path, value in parse_set(expression):
+            set_path(doc, key_path, value, expression)
     return doc
 
 
@@ -200,7 +202,9 @@ def experiment_from_values(values: dict[str, Any], tasks: TaskRegistry) -> Exper
         if key not in {"tasks", "metadata", *names, *CHART_SETTINGS}
     ]
     problems += [
-        f"tasks: unknown task {name!r} (known: {', '.join(tasks.names())})" for name in names if name not in tasks
+        f"tasks: unknown task {name!r} (known: {', '.join(tasks.names())})"
+        for name in names
+        if name not in tasks
     ]
     if problems:
         raise InvalidExperimentError(problems)

@@ -26,7 +26,9 @@ from .common import CLIState, local_option, pass_state, require_local, run_dir_o
 )
 @run_dir_option
 @pass_state
-def assert_(state: CLIState, local: bool, condition_values: tuple[str, ...], timeout: str, run_dir: str) -> None:
+def assert_(
+    state: CLIState, local: bool, condition_values: tuple[str, ...], timeout: str, run_dir: str
+) -> None:
     """Check that the experiment meets the conditions.
 
     Returns at once when the conditions hold or the experiment has ended; while it is still

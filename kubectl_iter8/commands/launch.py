@@ -25,9 +25,13 @@ from .common import CLIState, local_option, pass_state, require_local, run_dir_o
     help="Set a value, Helm style (tasks={http,assess}, http.url=URL, spec[0].with.qps=5); repeatable.",
 )
 @run_dir_option
-@click.option("--dry-run", is_flag=True, help="Validate and print the experiment; run nothing, write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and print the experiment; run nothing, write nothing."
+)
 @pass_state
-def launch(state: CLIState, local: bool, files: tuple[str, ...], sets: tuple[str, ...], run_dir: str, dry_run: bool) -> None:
+def launch(
+    state: CLIState, local: bool, files: tuple[str, ...], sets: tuple[str, ...], run_dir: str, dry_run: bool
+) -> None:
     """Validate an experiment and run it.
 
     \b
@@ -36,8 +40,7 @@ def launch(state: CLIState, local: bool, files: tuple[str, ...], sets: tuple[str
       kubectl iter8 launch --local --set tasks={http,assess} --set http.url=http://127.0.0.1:8080/get \\
           --set assess.SLOs.upper.http/latency-mean=50
     """
-    import asyncio
-
+    from ..aio import run_async
     from ..errors import Iter8Error
     from ..experiment import prepare
     from ..runner import Runner
@@ -53,7 +56,8 @@ def launch(state: CLIState, local: bool, files: tuple[str, ...], sets: tuple[str
         return
     store = LocalStore(run_dir)
     store.check_writable()
-    result = asyncio.run(Runner(experiment, prepared, store, hooks, work_dir=store.run_dir).run())
+    result = run_async(Runner(experiment, prepared, store, hooks, work_dir=store.run_dir).run())
     if result.failure:
         raise Iter8Error(f"experiment failed: {result.failure_message} (result in {store.description})")
-    click.echo(f"experiment completed: {result.num_completed_tasks} of {len(prepared)} tasks; result in {store.description}")
+    done = result.num_completed_tasks
+    click.echo(f"experiment completed: {done} of {len(prepared)} tasks; result in {store.description}")

@@ -24,8 +24,14 @@ def plugins(state: CLIState, output: str) -> None:
     for info in infos:
         provides = [
             f"{kind}: {', '.join(names)}"
-            for kind, names in (("tasks", info.tasks), ("routers", info.routers), ("resource types", info.resource_types))
+            for kind, names in (
+                ("tasks", info.tasks),
+                ("routers", info.routers),
+                ("resource types", info.resource_types),
+            )
             if names
         ]
-        rows.append([info.name, info.source, info.version, "; ".join(provides) or "-", info.error or "loaded"])
+        rows.append(
+            [info.name, info.source, info.version, "; ".join(provides) or "-", info.error or "loaded"]
+        )
     click.echo(tabulate(rows, headers=["NAME", "SOURCE", "VERSION", "PROVIDES", "STATUS"], tablefmt="plain"))
