@@ -13,7 +13,8 @@ from kubectl_iter8.registry import TaskRegistry
 @hookimpl
 def iter8_register_tasks(registry: TaskRegistry) -> None:
     from .assess import AssessTask
+    from .ready import ReadyTask
     from .run import RunTask
 
-    for task in (RunTask, AssessTask):
+    for task in (RunTask, AssessTask, ReadyTask):
         registry.register(task)

@@ -10,7 +10,12 @@ with its ``exit_code``; anything else is a bug and keeps its traceback. The tree
     ├── PluginError                 a plugin failed to load or registered something inconsistent
     │   └── DuplicateNameError      two plugins claim the same task or router name
     ├── StorageError                an experiment could not be read or written
-    └── TaskError                   a task failed while the experiment ran
+    ├── TaskError                   a task failed while the experiment ran
+    └── KubeError                   the Kubernetes API refused or failed a request
+        ├── KubeNotFoundError       404: the object (or its namespace) does not exist
+        ├── KubeConflictError       409: stale resourceVersion, or the object already exists
+        ├── KubeForbiddenError      401/403: the credentials may not do this
+        └── KubeUnreachableError    no answer from the API server (refused, timed out, TLS)
 """
 
 from __future__ import annotations
@@ -79,3 +84,32 @@ class StorageError(Iter8Error):
 
 class TaskError(Iter8Error):
     """A task failed; the runner records it as the experiment's failure."""
+
+
+class KubeError(Iter8Error):
+    """The Kubernetes API answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (0 when there was no answer); ``reason`` is the ``reason`` of the
+    Kubernetes ``Status`` body (``NotFound``, ``Conflict``, ...), when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class KubeNotFoundError(KubeError):
+    """The object, or the namespace it would live in, does not exist."""
+
+
+class KubeConflictError(KubeError):
+    """The object changed since it was read, or already exists."""
+
+
+class KubeForbiddenError(KubeError):
+    """The credentials in use are not allowed to do this."""
+
+
+class KubeUnreachableError(KubeError):
+    """The API server did not answer: wrong address, refused, timed out, or a TLS failure."""

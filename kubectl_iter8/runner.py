@@ -20,6 +20,7 @@ from . import conditions
 from .errors import TaskError
 from .experiment import Experiment, PreparedTask
 from .expressions import ExpressionError
+from .kube import KubeOptions
 from .plugins import Iter8Hooks
 from .result import Result, TaskRecord
 from .storage import ExperimentStore
@@ -50,24 +51,32 @@ class Runner:
 
     def __init__(
         self, experiment: Experiment, tasks: list[PreparedTask], store: ExperimentStore, hooks: Iter8Hooks,
-        *, work_dir: Path | None = None,
+        *, work_dir: Path | None = None, kube_options: KubeOptions | None = None, revision: int | None = None,
+        previous: Result | None = None,
     ) -> None:  # fmt: skip
+        """``previous``: the last loop's result, whose metrics this loop adds to (scheduled runs)."""
         self.experiment = experiment
         self.tasks = tasks
         self.store = store
         self.hooks = hooks
         self.work_dir = work_dir or Path(tempfile.gettempdir())
+        self.kube_options = kube_options or KubeOptions()
+        self.revision = revision
+        self.previous = previous
 
     async def run(self) -> Result:
         result = Result.model_validate(
             {
                 "startTime": _now(),
-                "numLoops": 1,
+                "numLoops": (self.previous.num_loops if self.previous else 0) + 1,
                 "numCompletedTasks": 0,
                 "failure": False,
                 "iter8Version": major_minor(),
+                "revision": self.revision,
             }
         )
+        if self.previous is not None:
+            result.insights = self.previous.insights
         self.experiment.result = result
         self.store.save(self.experiment)
         self.hooks.experiment_started(self.experiment)
@@ -101,6 +110,7 @@ class Runner:
                     work_dir=self.work_dir,
                     metadata=self.experiment.metadata.model_dump(),
                     logger=logging.getLogger(f"kubectl_iter8.task.{prepared.task.name}"),
+                    kube_options=self.kube_options,
                 )
                 await prepared.task.run(ctx)
                 record.status = "completed"

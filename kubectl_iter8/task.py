@@ -30,6 +30,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from .durations import parse_duration
+from .kube import GVR, KubeOptions
 from .result import Insights, Result
 
 
@@ -57,6 +58,19 @@ class TaskInputs(BaseModel):
 InputsT = TypeVar("InputsT", bound=TaskInputs)
 
 
+@dataclass(frozen=True)
+class KubeAccess:
+    """Read access a task needs: ``verbs`` on ``names`` of ``gvr`` in ``namespace``.
+
+    ``namespace`` None means the experiment's own namespace.
+    """
+
+    gvr: GVR
+    names: tuple[str, ...]
+    namespace: str | None = None
+    verbs: tuple[str, ...] = ("get", "list", "watch")
+
+
 @dataclass
 class TaskContext:
     """What a running task may use: the result so far, its own record, and logging."""
@@ -72,6 +86,8 @@ class TaskContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("kubectl_iter8.task"))
     #: Called with a one-line status by long tasks; the CLI shows it as progress on a terminal.
     progress: Callable[[str], None] | None = None
+    #: How to reach the cluster, for tasks that read it (in a Job: the in-cluster service account).
+    kube_options: KubeOptions = field(default_factory=KubeOptions)
 
     @property
     def insights(self) -> Insights:
@@ -108,6 +124,10 @@ class Task(abc.ABC, Generic[InputsT]):
         if values:
             entry["with"] = values
         return [entry]
+
+    def kube_access(self) -> list[KubeAccess]:
+        """Objects this task reads in the cluster, so ``launch`` can grant exactly that to its Job."""
+        return []
 
     @abc.abstractmethod
     async def run(self, ctx: TaskContext) -> None:

@@ -8,10 +8,19 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
-from . import assertion, launch, plugins_list, report, version
+from . import assertion, cluster_group, launch, plugins_list, report, run_job, version
 
 
 @hookimpl
 def iter8_register_commands(cli: click.Group) -> None:
-    for command in (launch.launch, assertion.assert_, report.report, version.version, plugins_list.plugins):
+    for command in (
+        launch.launch,
+        assertion.assert_,
+        report.report,
+        cluster_group.log,
+        cluster_group.delete,
+        run_job.run,
+        version.version,
+        plugins_list.plugins,
+    ):
         cli.add_command(command)

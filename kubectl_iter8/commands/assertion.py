@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import CLIState, local_option, pass_state, require_local, run_dir_option
+from .common import CLIState, group_option, kube_options, local_option, pass_state, run_dir_option, store_for
 
 
 @click.command(name="assert")
@@ -25,9 +25,19 @@ from .common import CLIState, local_option, pass_state, require_local, run_dir_o
     help="How long to wait for the conditions while the experiment is still running.",
 )
 @run_dir_option
+@group_option
+@kube_options
 @pass_state
 def assert_(
-    state: CLIState, local: bool, condition_values: tuple[str, ...], timeout: str, run_dir: str
+    state: CLIState,
+    local: bool,
+    condition_values: tuple[str, ...],
+    timeout: str,
+    run_dir: str | None,
+    group: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
 ) -> None:
     """Check that the experiment meets the conditions.
 
@@ -39,21 +49,19 @@ def assert_(
     from ..conditions import evaluate, has_ended, parse_conditions
     from ..durations import parse_duration
     from ..errors import Iter8Error, UsageError
-    from ..storage import LocalStore
 
-    require_local(local)
     conditions = parse_conditions(condition_values)
     try:
         deadline = time.monotonic() + parse_duration(timeout)
     except ValueError:
         raise UsageError(f"--timeout: {timeout!r} is not a duration (use e.g. 60s, 2m)") from None
-    store = LocalStore(run_dir)
-    while True:
-        experiment = store.load()
-        verdicts = evaluate(experiment, conditions)
-        if all(verdicts.values()) or has_ended(experiment) or time.monotonic() >= deadline:
-            break
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    with store_for(local, run_dir, group, kubeconfig, context, namespace) as store:
+        while True:
+            experiment = store.load()
+            verdicts = evaluate(experiment, conditions)
+            if all(verdicts.values()) or has_ended(experiment) or time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.5 if local else 2.0, max(0.0, deadline - time.monotonic())))
     for name, ok in verdicts.items():
         click.echo(f"{name}: {'satisfied' if ok else 'not satisfied'}")
     failed = [name for name, ok in verdicts.items() if not ok]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,6 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from ..plugins import Iter8Hooks
+    from ..storage import ExperimentStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,10 +46,8 @@ def output_option(*choices: str, default: str = "text") -> Callable[[F], F]:
 def run_dir_option(func: F) -> F:
     return click.option(
         "--run-dir",
-        default=".",
-        show_default=True,
         metavar="DIR",
-        help="Local folder that holds experiment.yaml.",
+        help="Local folder that holds experiment.yaml (with --local; default: the current folder).",
     )(func)
 
 
@@ -59,14 +59,60 @@ def local_option(func: F) -> F:
     )(func)
 
 
-def require_local(local: bool) -> None:
+def kube_options(func: F) -> F:
+    """kubectl's connection flags."""
+    for option in reversed(
+        [
+            click.option(
+                "--kubeconfig",
+                metavar="PATH",
+                help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
+            ),
+            click.option("--context", metavar="NAME", help="The kubeconfig context to use."),
+            click.option(
+                "-n", "--namespace", metavar="NS", help="Namespace (default: the context's, else 'default')."
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def group_option(func: F) -> F:
+    return click.option(
+        "-g",
+        "--group",
+        default="default",
+        show_default=True,
+        help="Experiment group: the name of the Secret (and Job) that hold the experiment in the cluster.",
+    )(func)
+
+
+@contextlib.contextmanager
+def store_for(
+    local: bool,
+    run_dir: str | None,
+    group: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+) -> Iterator[ExperimentStore]:
+    """The store ``assert``, ``report`` and ``run`` read: a run directory or a group's Secret."""
     from ..errors import UsageError
 
-    if not local:
-        raise UsageError(
-            "experiments in a Kubernetes cluster are not supported by this version yet; "
-            "pass --local to use a local run directory"
-        )
+    if local:
+        from ..storage import LocalStore
+
+        yield LocalStore(run_dir or ".")
+        return
+    if run_dir is not None:
+        raise UsageError("--run-dir goes with --local")
+    from ..cluster import SecretStore, check_group
+    from ..kube import Kube, KubeOptions
+
+    check_group(group)
+    with Kube(KubeOptions(kubeconfig, context, namespace)) as kube:
+        yield SecretStore(kube, group, kube.namespace)
 
 
 def emit(data: Any, output: str) -> None:

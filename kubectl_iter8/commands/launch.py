@@ -1,10 +1,16 @@
-"""``kubectl iter8 launch``: validate an experiment and run it."""
+"""``kubectl iter8 launch``: validate an experiment and run it, here or in a cluster."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from .common import CLIState, local_option, pass_state, require_local, run_dir_option
+from .common import CLIState, group_option, kube_options, local_option, pass_state, run_dir_option
+
+if TYPE_CHECKING:
+    from ..experiment import Experiment, PreparedTask
+    from ..kube import KubeOptions
 
 
 @click.command()
@@ -25,38 +31,110 @@ from .common import CLIState, local_option, pass_state, require_local, run_dir_o
     help="Set a value, Helm style (tasks={http,assess}, http.url=URL, spec[0].with.qps=5); repeatable.",
 )
 @run_dir_option
+@group_option
+@kube_options
 @click.option(
-    "--dry-run", is_flag=True, help="Validate and print the experiment; run nothing, write nothing."
+    "--image", envvar="ITER8_IMAGE", help="Image of the Job that runs the experiment in the cluster."
+)
+@click.option(
+    "--schedule",
+    metavar="CRON",
+    help="Run in the cluster on this cron schedule (a CronJob), keeping each loop's results.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and print what would be run or created; change nothing."
 )
 @pass_state
 def launch(
-    state: CLIState, local: bool, files: tuple[str, ...], sets: tuple[str, ...], run_dir: str, dry_run: bool
+    state: CLIState,
+    local: bool,
+    files: tuple[str, ...],
+    sets: tuple[str, ...],
+    run_dir: str | None,
+    group: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    image: str | None,
+    schedule: str | None,
+    dry_run: bool,
 ) -> None:
     """Validate an experiment and run it.
 
     \b
-    The experiment comes from -f files, Iter8 chart values, or both:
+    With --local the experiment runs here and its result goes to DIR/experiment.yaml:
       kubectl iter8 launch --local -f experiment.yaml
-      kubectl iter8 launch --local --set tasks={http,assess} --set http.url=http://127.0.0.1:8080/get \\
+      kubectl iter8 launch --local --set "tasks={http,assess}" --set http.url=http://127.0.0.1:8080/get \\
           --set assess.SLOs.upper.http/latency-mean=50
+    Without it, the experiment runs in the cluster as a Job, stored in the group's Secret:
+      kubectl iter8 launch -f experiment.yaml -g checkout -n shop
     """
-    from ..aio import run_async
-    from ..errors import Iter8Error
+    from ..errors import UsageError
     from ..experiment import prepare
-    from ..runner import Runner
-    from ..storage import LocalStore, dump_yaml
+    from ..kube import KubeOptions
     from ..values import load_experiment
 
-    require_local(local)
     hooks = state.require_hooks()
     experiment = load_experiment(list(files), list(sets), hooks.tasks)
     prepared = prepare(experiment, hooks.tasks)
+    options = KubeOptions(kubeconfig, context, namespace)
+    if local:
+        if schedule or image:
+            raise UsageError("--schedule and --image are for experiments in a cluster; drop them or --local")
+        _launch_local(state, experiment, prepared, run_dir or ".", options, dry_run)
+        return
+    if run_dir is not None:
+        raise UsageError("--run-dir goes with --local")
+    if schedule is not None and len(schedule.split()) != 5:
+        raise UsageError(
+            f"--schedule {schedule!r}: expected a cron schedule of five fields, e.g. '*/10 * * * *'"
+        )
+    from .. import cluster
+    from ..kube import Kube
+
+    group = cluster.check_group(group)
+    with Kube(options) as kube:
+        ns = kube.namespace
+        if dry_run:
+            from ..storage import dump_yaml
+
+            objects = cluster.manifests(
+                experiment, prepared, group=group, namespace=ns, revision=1,
+                image=image or cluster.DEFAULT_IMAGE, schedule=schedule,
+            )  # fmt: skip
+            click.echo("---\n".join(dump_yaml(obj) for _, obj in objects), nl=False)
+            return
+        revision = cluster.launch(
+            kube, experiment, prepared, group=group, namespace=ns, image=image or cluster.DEFAULT_IMAGE,
+            schedule=schedule,
+        )  # fmt: skip
+    where = f"-g {group} -n {ns}"
+    click.echo(f'experiment group "{group}" launched in namespace "{ns}" (revision {revision})')
+    click.echo(f"follow it with: kubectl iter8 assert {where} -c completed,nofailure --timeout 5m")
+
+
+def _launch_local(
+    state: CLIState,
+    experiment: Experiment,
+    prepared: list[PreparedTask],
+    run_dir: str,
+    options: KubeOptions,
+    dry_run: bool,
+) -> None:
+    from ..aio import run_async
+    from ..errors import Iter8Error
+    from ..runner import Runner
+    from ..storage import LocalStore, dump_yaml
+
     if dry_run:
         click.echo(dump_yaml(experiment.document()), nl=False)
         return
     store = LocalStore(run_dir)
     store.check_writable()
-    result = run_async(Runner(experiment, prepared, store, hooks, work_dir=store.run_dir).run())
+    runner = Runner(
+        experiment, prepared, store, state.require_hooks(), work_dir=store.run_dir, kube_options=options
+    )
+    result = run_async(runner.run())
     if result.failure:
         raise Iter8Error(f"experiment failed: {result.failure_message} (result in {store.description})")
     done = result.num_completed_tasks

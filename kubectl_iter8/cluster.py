@@ -1,0 +1,334 @@
+"""Experiments in a cluster: the Secret that stores one, and the objects that run it.
+
+An experiment *group* is one Secret named after the group, holding ``experiment.yaml`` (spec and
+result), plus what runs it: a ServiceAccount, a Role and RoleBinding that allow only reading and
+updating that Secret (and reading what the experiment's tasks name, such as the objects ``ready``
+waits for), and a Job (or a CronJob with ``--schedule``) that runs ``kubectl iter8 run`` in the
+cluster. Everything in the group's namespace is owned by the Secret, so deleting the Secret
+deletes the group. Launching again in the same group replaces the experiment with revision + 1.
+
+This is what Iter8 did with a Helm chart; here the same objects are built directly, so no Helm
+is needed and relaunch semantics are ours to keep exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .errors import KubeNotFoundError, StorageError, UsageError
+from .experiment import Experiment, PreparedTask, stored_experiment
+from .kube import CRON_JOBS, GVR, JOBS, PODS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, Kube
+from .storage import dump_yaml
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .task import KubeAccess
+
+GROUP_LABEL = "iter8.tools/group"
+KIND_LABEL = "iter8.tools/kind"
+REVISION_ANNOTATION = "iter8.tools/revision"
+NAMESPACES_ANNOTATION = "iter8.tools/extra-namespaces"
+SECRET_KEY = "experiment.yaml"
+DEFAULT_IMAGE = f"ghcr.io/kubectl-iter8/kubectl-iter8:v{__version__}"
+_GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
+
+
+def check_group(group: str) -> str:
+    """A group names a Secret, a Job and labels: a DNS label of at most 40 characters."""
+    if not _GROUP_NAME.fullmatch(group):
+        raise UsageError(
+            f"-g/--group {group!r}: use lower-case letters, digits and '-', starting and ending "
+            "with a letter or digit, at most 40 characters"
+        )
+    return group
+
+
+def runner_name(group: str) -> str:
+    return f"{group}-iter8"
+
+
+class SecretStore:
+    """The experiment in the group's Secret; saves retry on conflicts and refuse a newer revision."""
+
+    def __init__(self, kube: Kube, group: str, namespace: str, *, revision: int | None = None) -> None:
+        self.kube = kube
+        self.group = group
+        self.namespace = namespace
+        #: The revision this store writes for; a save into a relaunched group fails rather than overwrite it.
+        self.revision = revision
+        self.description = f'secret "{group}" in namespace "{namespace}"'
+
+    def secret(self) -> dict[str, Any]:
+        try:
+            return self.kube.get(SECRETS, self.group, self.namespace)
+        except KubeNotFoundError:
+            raise KubeNotFoundError(
+                f'experiment group "{self.group}" not found in namespace "{self.namespace}"', status=404
+            ) from None
+
+    def load(self) -> Experiment:
+        return experiment_of(self.secret(), self.description)
+
+    def save(self, experiment: Experiment) -> None:
+        encoded = base64.b64encode(dump_yaml(experiment.document()).encode()).decode()
+
+        def mutate(secret: dict[str, Any]) -> dict[str, Any]:
+            current = revision_of(secret)
+            if self.revision is not None and current != self.revision:
+                raise StorageError(
+                    f"experiment group {self.group!r} was relaunched (revision {current}); "
+                    f"this run of revision {self.revision} stops"
+                )
+            secret.setdefault("data", {})[SECRET_KEY] = encoded
+            return secret
+
+        self.kube.update(SECRETS, self.group, mutate, self.namespace)
+
+
+def revision_of(secret: dict[str, Any]) -> int:
+    value = (secret.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION, "0")
+    return int(value) if str(value).isdigit() else 0
+
+
+def experiment_of(secret: dict[str, Any], source: str) -> Experiment:
+    data = (secret.get("data") or {}).get(SECRET_KEY)
+    if data is None:
+        raise StorageError(f"{source} holds no {SECRET_KEY}")
+    try:
+        doc = yaml.safe_load(base64.b64decode(data))
+    except (ValueError, yaml.YAMLError) as exc:
+        raise StorageError(f"{source}: {SECRET_KEY} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return stored_experiment(doc, source)
+
+
+def _labels(group: str) -> dict[str, str]:
+    return {GROUP_LABEL: group, "app.kubernetes.io/managed-by": "kubectl-iter8"}
+
+
+def _meta(name: str, group: str, namespace: str, owner: dict[str, Any] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": _labels(group)}
+    if owner is not None:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return meta
+
+
+def _rules(group: str, accesses: list[KubeAccess]) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    if group:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [group],
+                "verbs": ["get", "update", "patch"],
+            }
+        )
+    for access in accesses:
+        rule: dict[str, Any] = {
+            "apiGroups": [access.gvr.group],
+            "resources": [access.gvr.resource],
+            "verbs": sorted(set(access.verbs)),
+        }
+        if access.names and not set(access.verbs) & {"list", "watch"}:
+            rule["resourceNames"] = sorted(set(access.names))
+        rules.append(rule)
+    return rules
+
+
+def task_accesses(prepared: list[PreparedTask], namespace: str) -> dict[str, list[KubeAccess]]:
+    """What the tasks read, by namespace."""
+    by_namespace: dict[str, list[KubeAccess]] = {}
+    for task in prepared:
+        for access in task.task.kube_access():
+            by_namespace.setdefault(access.namespace or namespace, []).append(access)
+    return by_namespace
+
+
+def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict[str, Any]:
+    command = ["kubectl-iter8", "run", "--group", group, "--namespace", namespace]
+    if keep_results:
+        command.append("--keep-results")
+    return {
+        "metadata": {"labels": _labels(group), "annotations": {"sidecar.istio.io/inject": "false"}},
+        "spec": {
+            "serviceAccountName": runner_name(group),
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "iter8",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command,
+                    "env": [
+                        {
+                            "name": "POD_NAMESPACE",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                        }
+                    ],
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "128Mi"},
+                        "limits": {"cpu": "1", "memory": "512Mi"},
+                    },
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def manifests(
+    experiment: Experiment,
+    prepared: list[PreparedTask],
+    *,
+    group: str,
+    namespace: str,
+    revision: int,
+    image: str,
+    schedule: str | None,
+    owner: dict[str, Any] | None = None,
+) -> list[tuple[GVR, dict[str, Any]]]:
+    """Every object of the group, in the order they are created. ``owner`` is the stored Secret."""
+    name = runner_name(group)
+    experiment.metadata.name = experiment.metadata.name or group
+    experiment.metadata.namespace = namespace
+    accesses = task_accesses(prepared, namespace)
+    extra = sorted(ns for ns in accesses if ns != namespace)
+    secret_meta = _meta(group, group, namespace, None)
+    secret_meta["labels"][KIND_LABEL] = "experiment"
+    secret_meta["annotations"] = {REVISION_ANNOTATION: str(revision)}
+    if extra:
+        secret_meta["annotations"][NAMESPACES_ANNOTATION] = ",".join(extra)
+    objects: list[tuple[GVR, dict[str, Any]]] = [
+        (
+            SECRETS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": secret_meta,
+                "type": "Opaque",
+                "stringData": {SECRET_KEY: dump_yaml(experiment.document())},
+            },
+        ),
+        (
+            SERVICE_ACCOUNTS,
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, group, namespace, owner)},
+        ),
+    ]
+    for ns in [namespace, *extra]:
+        meta_owner = owner if ns == namespace else None
+        objects.append(
+            (
+                ROLES,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "Role",
+                    "metadata": _meta(name, group, ns, meta_owner),
+                    "rules": _rules(group if ns == namespace else "", accesses.get(ns, [])),
+                },
+            )
+        )
+        objects.append(
+            (
+                ROLE_BINDINGS,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": _meta(name, group, ns, meta_owner),
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                },
+            )
+        )
+    job_spec = {"backoffLimit": 0, "template": pod_spec(group, namespace, image, schedule is not None)}
+    if schedule is None:
+        job_meta = _meta(f"{group}-{revision}-job", group, namespace, owner)
+        job_meta["annotations"] = {REVISION_ANNOTATION: str(revision)}
+        objects.append(
+            (JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": job_spec})
+        )
+    else:
+        cron_meta = _meta(f"{group}-{revision}-cronjob", group, namespace, owner)
+        cron_meta["annotations"] = {REVISION_ANNOTATION: str(revision)}
+        objects.append(
+            (
+                CRON_JOBS,
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "metadata": cron_meta,
+                    "spec": {
+                        "schedule": schedule,
+                        "concurrencyPolicy": "Forbid",
+                        "jobTemplate": {"spec": job_spec},
+                    },
+                },
+            )
+        )
+    return objects
+
+
+def launch(
+    kube: Kube,
+    experiment: Experiment,
+    prepared: list[PreparedTask],
+    *,
+    group: str,
+    namespace: str,
+    image: str,
+    schedule: str | None,
+) -> int:
+    """Create or replace the group in the cluster; returns the new revision."""
+    existing = kube.find(SECRETS, group, namespace)
+    revision = revision_of(existing) + 1 if existing else 1
+    if existing is not None:
+        # Stop the previous revision's runs before its Secret changes under them.
+        for gvr in (JOBS, CRON_JOBS):
+            for obj in kube.list(gvr, namespace, label_selector=f"{GROUP_LABEL}={group}"):
+                kube.delete(gvr, obj["metadata"]["name"], namespace)
+    build = functools.partial(
+        manifests, experiment, prepared, group=group, namespace=namespace, revision=revision, image=image,
+        schedule=schedule,
+    )  # fmt: skip
+    secret = kube.apply(SECRETS, build()[0][1], namespace)
+    # Ownership needs the Secret's uid, known only now.
+    for gvr, obj in build(owner=secret)[1:]:
+        kube.apply(gvr, obj, obj["metadata"]["namespace"])
+    return revision
+
+
+def delete(kube: Kube, group: str, namespace: str) -> None:
+    """Delete the group: its Secret (which owns the rest) and its Roles in other namespaces."""
+    secret = SecretStore(kube, group, namespace).secret()
+    extra = (secret["metadata"].get("annotations") or {}).get(NAMESPACES_ANNOTATION, "")
+    kube.delete(SECRETS, group, namespace, propagation="Foreground")
+    for ns in filter(None, extra.split(",")):
+        for gvr in (ROLE_BINDINGS, ROLES):
+            kube.delete(gvr, runner_name(group), ns)
+
+
+def logs(kube: Kube, group: str, namespace: str) -> list[tuple[str, str]]:
+    """(pod name, log) for every pod that ran the group, oldest first."""
+    SecretStore(kube, group, namespace).secret()
+    pods = kube.list(PODS, namespace, label_selector=f"{GROUP_LABEL}={group}")
+    pods.sort(key=lambda pod: pod["metadata"].get("creationTimestamp", ""))
+    return [(pod["metadata"]["name"], kube.logs(pod["metadata"]["name"], namespace)) for pod in pods]

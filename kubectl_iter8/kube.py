@@ -1,0 +1,390 @@
+"""The one place that talks to the Kubernetes API.
+
+Built on the official ``kubernetes`` client for what it does well (kubeconfig and in-cluster
+configuration, authentication, TLS) but used generically: objects are plain dicts and resources
+are named by group/version/resource, so custom resources need no generated classes and no
+discovery round-trip. Every error becomes a :class:`~kubectl_iter8.errors.KubeError` with a
+kubectl-like one-line message; transient failures (429, 5xx, connection resets) are retried with
+back-off, and :meth:`Kube.update` retries read-modify-write cycles on 409 conflicts.
+
+The client library is imported when a :class:`Kube` is created, never at module import, so that
+commands that do not touch a cluster start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    KubeConflictError,
+    KubeError,
+    KubeForbiddenError,
+    KubeNotFoundError,
+    KubeUnreachableError,
+    UsageError,
+)
+
+#: Seconds to wait before each retry of a transient failure (429, 5xx).
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: Seconds to wait before each retry when the server did not answer at all: fail fast, it is rarely a blip.
+CONNECT_RETRY_DELAYS = (0.2, 0.5)
+#: HTTP statuses worth retrying: the server asked us to slow down or could not serve right now.
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+@dataclass(frozen=True)
+class GVR:
+    """A resource by API group, version and plural name (``apps/v1 deployments``)."""
+
+    group: str
+    version: str
+    resource: str
+    namespaced: bool = True
+    #: The singular name used in messages; derived from ``resource`` when not given.
+    singular: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def name(self) -> str:
+        """The singular name for messages: ``secret``, ``deployment``, ``ingress``."""
+        if self.singular:
+            return self.singular
+        plural = self.resource
+        for ending, replacement in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("s", "")):
+            if plural.endswith(ending):
+                return plural[: -len(ending)] + replacement
+        return plural
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{urllib.parse.quote(namespace)}"
+        base += f"/{self.resource}"
+        if name:
+            base += f"/{urllib.parse.quote(name)}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+
+SECRETS = GVR("", "v1", "secrets")
+SERVICE_ACCOUNTS = GVR("", "v1", "serviceaccounts")
+PODS = GVR("", "v1", "pods")
+NAMESPACES = GVR("", "v1", "namespaces", namespaced=False)
+ROLES = GVR("rbac.authorization.k8s.io", "v1", "roles")
+ROLE_BINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
+JOBS = GVR("batch", "v1", "jobs")
+CRON_JOBS = GVR("batch", "v1", "cronjobs")
+DEPLOYMENTS = GVR("apps", "v1", "deployments")
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """Where to connect, as kubectl's flags say it (``--kubeconfig``, ``--context``, ``-n``)."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+
+
+class Kube:
+    """A connection to one cluster, with a default namespace."""
+
+    def __init__(self, options: KubeOptions | None = None) -> None:
+        options = options or KubeOptions()
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        self._client = client
+        path = options.kubeconfig or os.environ.get("KUBECONFIG")
+        in_cluster = not path and "KUBERNETES_SERVICE_HOST" in os.environ
+        try:
+            if in_cluster:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                configuration.retries = False
+                self.api = client.ApiClient(configuration)
+                context_namespace = _read(IN_CLUSTER_NAMESPACE)
+            else:
+                if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")):
+                    raise UsageError(
+                        "no kubeconfig: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config"
+                    )
+                missing = [p for p in (path or "").split(os.pathsep) if p and not os.path.exists(p)]
+                if missing:
+                    flag = "--kubeconfig" if options.kubeconfig else "KUBECONFIG"
+                    raise UsageError(f"{flag}: {missing[0]}: no such file")
+                configuration = client.Configuration()
+                config.load_kube_config(
+                    config_file=path, context=options.context, client_configuration=configuration
+                )
+                configuration.retries = False  # retries are ours (see request), not urllib3's as well
+                self.api = client.ApiClient(configuration)
+                context_namespace = _context_namespace(path, options.context)
+        except ConfigException as exc:
+            raise UsageError(f"kubeconfig: {_first_line(exc)}") from None
+        except FileNotFoundError as exc:
+            raise UsageError(f"--kubeconfig: {exc.filename}: no such file") from None
+        self.host = str(self.api.configuration.host)
+        self.namespace = options.namespace or context_namespace or "default"
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------------
+    # Requests
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str = "",
+        raw: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """Send one request and return the decoded JSON (or text with ``raw``), retrying transient failures.
+
+        :param what: how messages name the object (``secret "x" in namespace "y"``).
+        """
+        from urllib3.exceptions import HTTPError
+
+        rest = self._client.rest
+        url = self.host + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        self.api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
+        data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+        unanswered = 0
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                response = self.api.call_api(
+                    method, url, header_params=headers, body=data, _request_timeout=timeout
+                )
+                payload = response.read()
+            except (HTTPError, OSError, rest.ApiException) as exc:
+                unanswered += 1
+                if delay is None or unanswered > len(CONNECT_RETRY_DELAYS):
+                    raise KubeUnreachableError(
+                        f"cannot reach the Kubernetes API server at {self.host}: {_cause(exc)}"
+                    ) from None
+                time.sleep(CONNECT_RETRY_DELAYS[unanswered - 1])
+                continue
+            status = int(response.status)
+            if 200 <= status < 300:
+                text = payload.decode("utf-8") if payload else ""
+                return text if raw else (json.loads(text) if text else {})
+            if status in TRANSIENT and delay is not None:
+                retry_after = response.getheader("Retry-After")
+                time.sleep(float(retry_after) if retry_after and retry_after.isdigit() else delay)
+                continue
+            raise _error(status, payload, what or path)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def get(self, gvr: GVR, name: str, namespace: str | None = None) -> dict[str, Any]:
+        ns = self._ns(gvr, namespace)
+        result: dict[str, Any] = self.request("GET", gvr.path(ns, name), what=_what(gvr, name, ns))
+        return result
+
+    def find(self, gvr: GVR, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.get(gvr, name, namespace)
+        except KubeNotFoundError:
+            return None
+
+    def list(
+        self, gvr: GVR, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        ns = self._ns(gvr, namespace)
+        query = {"labelSelector": label_selector} if label_selector else None
+        items: list[dict[str, Any]] = self.request("GET", gvr.path(ns), query=query, what=gvr.resource).get(
+            "items", []
+        )
+        return items
+
+    def create(self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        ns = self._ns(gvr, namespace)
+        name = obj.get("metadata", {}).get("name", "")
+        result: dict[str, Any] = self.request("POST", gvr.path(ns), body=obj, what=_what(gvr, name, ns))
+        return result
+
+    def replace(self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        ns = self._ns(gvr, namespace)
+        name = obj["metadata"]["name"]
+        result: dict[str, Any] = self.request("PUT", gvr.path(ns, name), body=obj, what=_what(gvr, name, ns))
+        return result
+
+    def patch(
+        self, gvr: GVR, name: str, patch: Any, namespace: str | None = None, *, kind: str = "merge"
+    ) -> dict[str, Any]:
+        """Patch with ``kind`` ``merge``, ``json`` or ``strategic``."""
+        ns = self._ns(gvr, namespace)
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[kind]
+        result: dict[str, Any] = self.request(
+            "PATCH", gvr.path(ns, name), body=patch, content_type=content_type, what=_what(gvr, name, ns)
+        )
+        return result
+
+    def delete(
+        self, gvr: GVR, name: str, namespace: str | None = None, *, propagation: str = "Background"
+    ) -> bool:
+        """Delete the object; False when it was already gone."""
+        ns = self._ns(gvr, namespace)
+        try:
+            self.request(
+                "DELETE",
+                gvr.path(ns, name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+                what=_what(gvr, name, ns),
+            )
+        except KubeNotFoundError:
+            return False
+        return True
+
+    def apply(self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Create the object, or replace it (keeping its resourceVersion) when it exists."""
+        ns = self._ns(gvr, namespace)
+        try:
+            return self.create(gvr, obj, ns)
+        except KubeConflictError:
+            name = obj["metadata"]["name"]
+            return self.update(gvr, name, lambda current: _merge_desired(current, obj), ns)
+
+    def update(
+        self,
+        gvr: GVR,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]],
+        namespace: str | None = None,
+        *,
+        attempts: int = 10,
+    ) -> dict[str, Any]:
+        """Read, change with ``mutate``, and write back; start again when someone else wrote first."""
+        for attempt in range(attempts):
+            current = self.get(gvr, name, namespace)
+            try:
+                return self.replace(gvr, mutate(current), namespace)
+            except KubeConflictError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)] / 4)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def logs(self, pod: str, namespace: str | None = None, *, container: str | None = None) -> str:
+        ns = namespace or self.namespace
+        query = {"container": container} if container else None
+        text: str = self.request(
+            "GET", PODS.path(ns, pod, "log"), query=query, raw=True, what=_what(PODS, pod, ns)
+        )
+        return text
+
+    def _ns(self, gvr: GVR, namespace: str | None) -> str | None:
+        return (namespace or self.namespace) if gvr.namespaced else None
+
+
+def _merge_desired(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """``desired`` with the identity the server gave ``current`` (resourceVersion, uid) kept."""
+    merged = json.loads(json.dumps(desired))
+    meta = merged.setdefault("metadata", {})
+    meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+    for key in ("uid", "creationTimestamp", "finalizers"):
+        if key in current["metadata"] and key not in meta:
+            meta[key] = current["metadata"][key]
+    return dict(merged)
+
+
+def _what(gvr: GVR, name: str, namespace: str | None) -> str:
+    where = f' in namespace "{namespace}"' if namespace else ""
+    return f'{gvr.name} "{name}"{where}'
+
+
+def _error(status: int, payload: bytes, what: str) -> KubeError:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    reason = str(body.get("reason", ""))
+    message = str(body.get("message", "")) or payload.decode("utf-8", "replace").strip()[:200]
+    if status == 404:
+        details = body.get("details") or {}
+        if details.get("kind") == "namespaces":
+            return KubeNotFoundError(
+                f'namespace "{details.get("name")}" not found', status=status, reason=reason
+            )
+        return KubeNotFoundError(f"{what} not found", status=status, reason=reason)
+    if status == 409:
+        if reason == "AlreadyExists":
+            return KubeConflictError(f"{what} already exists", status=status, reason=reason)
+        return KubeConflictError(
+            f"{what} was changed by someone else: {message}", status=status, reason=reason
+        )
+    if status in (401, 403):
+        label = "unauthorized" if status == 401 else "forbidden"
+        return KubeForbiddenError(f"{label}: {message or what}", status=status, reason=reason)
+    return KubeError(
+        f"the API server refused the request for {what}: {status} {reason}: {message}",
+        status=status,
+        reason=reason,
+    )
+
+
+_CAUSES = {
+    "Connection refused": "connection refused",
+    "timed out": "timed out",
+    "Name or service not known": "unknown host",
+    "CERTIFICATE_VERIFY_FAILED": "TLS certificate not trusted",
+}
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(getattr(exc, "reason", None) or exc)
+    return next((short for marker, short in _CAUSES.items() if marker in text), _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _context_namespace(path: str | None, context: str | None) -> str | None:
+    from kubernetes import config
+
+    contexts, active = config.list_kube_config_contexts(config_file=path)
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
