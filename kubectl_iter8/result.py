@@ -74,6 +74,9 @@ class Insights(_Model):
     slos_satisfied: SLOsSatisfied | None = Field(default=None, alias="SLOsSatisfied")
     rewards: Rewards | None = None
     rewards_winners: RewardsWinners | None = Field(default=None, alias="rewardsWinners")
+    #: New: per version, metric name -> an HDR histogram in the standard compressed encoding
+    #: (``HISTFAAA...``, as ``hdrh`` writes it), so distributions can be merged and compared exactly.
+    histograms: list[dict[str, str]] = Field(default_factory=list)
 
     def version_label(self, index: int) -> str:
         """The name reports give version ``index``: its track or version name, else ``version i``."""
@@ -102,6 +105,18 @@ class Insights(_Model):
         while len(self.non_hist_metric_values) < self.num_versions:
             self.non_hist_metric_values.append({})
         self.non_hist_metric_values[version].setdefault(name, []).append(float(value))
+
+    def set_histogram(self, version: int, name: str, encoded: str) -> None:
+        """Keep the encoded HDR histogram of metric ``name`` for version ``version``."""
+        if not 0 <= version < self.num_versions:
+            raise ValueError(f"version {version} is out of range (experiment has {self.num_versions})")
+        while len(self.histograms) < self.num_versions:
+            self.histograms.append({})
+        self.histograms[version][name] = encoded
+
+    def histogram(self, version: int, name: str) -> str | None:
+        """The encoded HDR histogram of metric ``name`` for version ``version``, if one was kept."""
+        return self.histograms[version].get(name) if version < len(self.histograms) else None
 
     def scalar(self, version: int, name: str) -> float | None:
         """The latest value of metric ``name`` for version ``version``, or None when there is none."""
