@@ -13,8 +13,9 @@ from kubectl_iter8.registry import TaskRegistry
 @hookimpl
 def iter8_register_tasks(registry: TaskRegistry) -> None:
     from .assess import AssessTask
+    from .http import HttpTask
     from .ready import ReadyTask
     from .run import RunTask
 
-    for task in (RunTask, AssessTask, ReadyTask):
+    for task in (RunTask, AssessTask, ReadyTask, HttpTask):
         registry.register(task)

@@ -76,6 +76,7 @@ class Insights(_Model):
     rewards_winners: RewardsWinners | None = Field(default=None, alias="rewardsWinners")
     #: New: per version, metric name -> an HDR histogram in the standard compressed encoding
     #: (``HISTFAAA...``, as ``hdrh`` writes it), so distributions can be merged and compared exactly.
+    #: Latency histograms (``http/latency``, ``grpc/latency``, ...) record microseconds.
     histograms: list[dict[str, str]] = Field(default_factory=list)
 
     def version_label(self, index: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
-from . import assertion, cluster_group, launch, plugins_list, report, run_job, version
+from . import assertion, cluster_group, launch, plugins_list, report, run_job, sample_app, version
 
 
 @hookimpl
@@ -22,5 +22,6 @@ def iter8_register_commands(cli: click.Group) -> None:
         run_job.run,
         version.version,
         plugins_list.plugins,
+        sample_app.sample_app,
     ):
         cli.add_command(command)

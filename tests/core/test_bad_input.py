@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kubectl_iter8.conditions import CONDITIONS
 from kubectl_iter8.plugins import Iter8Hooks
 
 KNOWN = ", ".join(Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"}).tasks.names())
@@ -86,7 +87,7 @@ def test_every_problem_is_reported_at_once(kubectl, tmp_path: Path) -> None:
         (["report", "--run-dir", "empty"], 2, "--run-dir goes with --local"),
         (["launch", "--local", "--set", "tasks={run}", "--set", "run.cmd=true", "--run-dir", "exp.yaml/sub"], 2,
          "--run-dir exp.yaml/sub: cannot create: Not a directory"),
-        (["assert", "--local", "-c", "finished"], 2, "-c/--condition: unknown condition 'finished' (use completed, nofailure, slos)"),
+        (["assert", "--local", "-c", "finished"], 2, f"-c/--condition: unknown condition 'finished' (use {', '.join(CONDITIONS)})"),
         (["assert", "--local", "-c", "completed", "--timeout", "soon"], 2, "--timeout: 'soon' is not a duration (use e.g. 60s, 2m)"),
         (["assert", "--local", "-c", "completed", "--run-dir", "nowhere"], 2, "--run-dir nowhere: no such directory"),
         (["report", "--local", "--run-dir", "empty"], 1, "no experiment in empty (experiment.yaml not found)"),

@@ -116,13 +116,12 @@ def test_plugins_listing(kubectl) -> None:
     assert text.code == 0
     header, *rows = text.out.splitlines()
     assert header.split() == ["NAME", "SOURCE", "VERSION", "PROVIDES", "STATUS"]
-    assert any(
-        row.split()[:2] == ["kubectl_iter8.builtin_tasks", "builtin"] and "tasks: assess, ready, run" in row
-        for row in rows
-    )
+    builtin_row = next(row for row in rows if row.split()[:2] == ["kubectl_iter8.builtin_tasks", "builtin"])
+    assert "tasks: assess, " in builtin_row
+    assert builtin_row.split()[-1] == "loaded"
     listed = json.loads(kubectl("plugins", "-o", "json").out)["plugins"]
     builtin = next(p for p in listed if p["name"] == "kubectl_iter8.builtin_tasks")
-    assert {"assess", "ready", "run"} <= set(builtin["tasks"])
+    assert {"assess", "http", "ready", "run"} <= set(builtin["tasks"])
     assert builtin["hooks"] == ["iter8_register_tasks"]
     assert builtin["error"] is None
     assert "tasks:" in kubectl("plugins", "-o", "yaml").out

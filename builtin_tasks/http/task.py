@@ -1,0 +1,310 @@
+"""The ``http`` task: its inputs (Iter8's, plus what wrk/fortio/k6 users expect) and its run.
+
+Inputs keep Iter8's camelCase names and defaults so its users' experiments keep working: ``url``,
+``headers``, ``numRequests`` (100 when neither it nor ``duration`` is given; it wins over
+``duration``), ``duration``, ``qps`` (8; ``0`` = closed loop at maximum speed), ``connections`` (4),
+``payloadStr``/``payloadFile``/``payloadURL`` (in rising precedence; a payload makes the default
+method POST), ``contentType``, ``errorRanges`` (default: status >= 400), ``percentiles`` (added to
+50/75/90/95/99/99.9), ``allowInitialErrors``, ``warmup`` and ``endpoints``: named endpoints, each
+taking every unset field from the top level. Added: ``method``, ``timeout`` (10s), TLS
+(``caFile``, ``certFile``, ``keyFile``, ``insecureSkipVerify``) and ``workers`` (processes; 0 =
+one per core).
+
+Semantics, following Iter8 where it had any:
+
+* Endpoints run one after the other, each with the whole load; metrics are ``http/...`` for a
+  single URL and ``http-<endpoint>/...`` for named endpoints (then ``url`` is only a default).
+* Every connection first sends one unrecorded request (Fortio's warm-up call). If one fails (no
+  response, or an error status) and ``allowInitialErrors`` is false, the endpoint fails: with a
+  single URL the task fails; among endpoints the failing one is logged and recorded, the others
+  still run, and the task fails only if all of them do. With ``allowInitialErrors: true`` the run
+  goes ahead and whatever fails is counted (a dead target then yields error-rate 1).
+* ``warmup: true`` runs the load and keeps no metrics (Iter8: results thrown away); the record
+  still says what happened.
+* Connection errors, timeouts and resets during the run are counted with their reason and never
+  fail the task; SLOs on ``http/error-rate`` judge them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from kubectl_iter8.errors import TaskError
+from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
+
+from . import metrics
+from .engine import InitialError, LoadEngine, LoadPlan
+from .progress import ProgressLine
+from .stats import RunStats
+from .target import Target
+
+DEFAULT_NUM_REQUESTS = 100
+DEFAULT_QPS = 8.0
+DEFAULT_CONNECTIONS = 4
+DEFAULT_TIMEOUT = 10.0
+#: A payload fetched from ``payloadURL`` may not be larger than this.
+MAX_PAYLOAD_URL_BYTES = 64 * 1024 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class ErrorRange(TaskInputs):
+    """Status codes from ``lower`` to ``upper`` (both inclusive, either open) are errors."""
+
+    lower: int | None = None
+    upper: int | None = None
+
+
+class EndpointInputs(TaskInputs):
+    """What one endpoint may set; anything unset comes from the task's top level."""
+
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    num_requests: int | None = Field(None, alias="numRequests", ge=1)
+    duration: Duration | None = None
+    qps: float | None = Field(None, ge=0)
+    connections: int | None = Field(None, ge=1)
+    payload_str: str | None = Field(None, alias="payloadStr")
+    payload_file: str | None = Field(None, alias="payloadFile")
+    payload_url: str | None = Field(None, alias="payloadURL")
+    content_type: str | None = Field(None, alias="contentType")
+    error_ranges: list[ErrorRange] | None = Field(None, alias="errorRanges")
+    percentiles: list[float] | None = None
+    allow_initial_errors: bool | None = Field(None, alias="allowInitialErrors")
+    timeout: Duration | None = None
+    ca_file: str | None = Field(None, alias="caFile")
+    cert_file: str | None = Field(None, alias="certFile")
+    key_file: str | None = Field(None, alias="keyFile")
+    insecure_skip_verify: bool | None = Field(None, alias="insecureSkipVerify")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            Target(url=value).request_bytes()  # raises ValueError with a clear message
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not _TOKEN.fullmatch(value):
+                raise ValueError(f"{value!r} is not an HTTP method")
+            value = value.upper()
+        return value
+
+    @field_validator("percentiles")
+    @classmethod
+    def _check_percentiles(cls, value: list[float] | None) -> list[float] | None:
+        for percentile in value or []:
+            if not 0 < percentile <= 100:
+                raise ValueError(f"percentile {percentile:g} is not in (0, 100]")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("timeout must be more than 0")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
+            if not _TOKEN.fullmatch(name) or "\r" in text or "\n" in text:
+                raise ValueError(f"invalid header {name!r}")
+        return value
+
+
+class HttpInputs(EndpointInputs):
+    """The ``with:`` block of an ``http`` task."""
+
+    warmup: bool = False
+    #: Worker processes sharing the load; 0 = one per core.
+    workers: int = Field(1, ge=0)
+    endpoints: dict[str, EndpointInputs] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpInputs:
+        if not self.endpoints and not self.url:
+            raise ValueError("please set the url or the endpoints")
+        for key, endpoint in self.endpoints.items():
+            if not _ENDPOINT_ID.fullmatch(key):
+                raise ValueError(f"endpoint name {key!r}: use letters, digits, '.', '_' and '-'")
+            if not (endpoint.url or self.url):
+                raise ValueError(f"endpoint {key!r} has no url (and there is no top-level url)")
+        return self
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint with every default applied: what to send, how much, and what to report."""
+
+    prefix: str
+    target: Target
+    plan: LoadPlan
+    percentiles: tuple[float, ...]
+    payload_url: str | None
+    payload_file: str | None
+
+
+def resolve(inputs: HttpInputs) -> list[Endpoint]:
+    """The endpoints to load, in order, each merged with the top level and given defaults."""
+    if inputs.endpoints:
+        named = [(f"http-{key}", endpoint) for key, endpoint in inputs.endpoints.items()]
+    else:
+        named = [("http", EndpointInputs.model_validate({}))]
+    return [_resolve_one(prefix, endpoint, inputs) for prefix, endpoint in named]
+
+
+def _resolve_one(prefix: str, endpoint: EndpointInputs, top: HttpInputs) -> Endpoint:
+    def pick(name: str) -> Any:
+        value = getattr(endpoint, name)
+        return getattr(top, name) if value is None else value
+
+    num_requests, duration = pick("num_requests"), pick("duration")
+    if num_requests is None and duration is None:
+        num_requests = DEFAULT_NUM_REQUESTS
+    if num_requests is not None:
+        duration = None  # Iter8: numRequests wins
+    payload_str, payload_file, payload_url = pick("payload_str"), pick("payload_file"), pick("payload_url")
+    has_payload = bool(payload_str) or bool(payload_file) or bool(payload_url)
+    ranges = pick("error_ranges")
+    error_ranges = (
+        ((400, 999),)
+        if ranges is None
+        else tuple((r.lower or 0, 999 if r.upper is None else r.upper) for r in ranges)
+    )
+    qps = pick("qps")
+    target = Target(
+        url=pick("url"),
+        method=pick("method") or ("POST" if has_payload else "GET"),
+        headers=tuple((pick("headers") or {}).items()),
+        body=payload_str.encode() if payload_str else None,
+        content_type=pick("content_type"),
+        timeout=pick("timeout") or DEFAULT_TIMEOUT,
+        ca_file=pick("ca_file"),
+        cert_file=pick("cert_file"),
+        key_file=pick("key_file"),
+        insecure_skip_verify=bool(pick("insecure_skip_verify")),
+        error_ranges=error_ranges,
+    )
+    plan = LoadPlan(
+        connections=pick("connections") or DEFAULT_CONNECTIONS,
+        qps=DEFAULT_QPS if qps is None else float(qps),
+        num_requests=num_requests,
+        duration=duration,
+        allow_initial_errors=bool(pick("allow_initial_errors")),
+    )
+    percentiles = tuple(metrics.all_percentiles(pick("percentiles") or ()))
+    return Endpoint(prefix, target, plan, percentiles, payload_url, payload_file)
+
+
+class HttpTask(Task[HttpInputs]):
+    """Load-test HTTP endpoints and record latency and error metrics (Iter8's ``http``)."""
+
+    name = "http"
+    Inputs = HttpInputs
+
+    async def run(self, ctx: TaskContext) -> None:
+        endpoints = resolve(self.inputs)
+        multi = bool(self.inputs.endpoints)
+        records: dict[str, Any] = {}
+        ctx.details["endpoints"] = records
+        if self.inputs.warmup:
+            ctx.details["warmup"] = True
+        failures: list[str] = []
+        for endpoint in endpoints:
+            target = await _with_payload(endpoint)
+            record: dict[str, Any] = {"url": target.url, "method": target.method}
+            records[endpoint.prefix] = record
+            try:
+                stats = await self._load(endpoint, target)
+            except InitialError as exc:
+                message = f"{target.url}: initial request failed: {exc} (allowInitialErrors: true goes on)"
+                record["error"] = message
+                if not multi:
+                    raise TaskError(message) from None
+                ctx.logger.warning("%s: skipped: %s", endpoint.prefix, message)
+                failures.append(message)
+                continue
+            record.update(metrics.details(stats, target.is_error))
+            if not self.inputs.warmup:
+                metrics.record(ctx.insights, endpoint.prefix, stats, target.is_error, endpoint.percentiles)
+            ctx.log(
+                f"{endpoint.prefix}: {stats.requests} requests, {stats.error_count(target.is_error)} errors, "
+                f"{stats.achieved_qps:.1f}/s"
+            )
+        if failures and len(failures) == len(endpoints):
+            raise TaskError(f"every endpoint failed; first: {failures[0]}")
+
+    async def _load(self, endpoint: Endpoint, target: Target) -> RunStats:
+        plan = endpoint.plan
+        workers = self.inputs.workers
+        label = f"{endpoint.prefix}:"
+        total = plan.num_requests
+        if total is None and plan.qps > 0 and plan.duration is not None:
+            total = round(plan.duration * plan.qps)
+        if workers == 1:
+            engine = LoadEngine(target, plan)
+            progress = ProgressLine(
+                label,
+                lambda: (engine.completed, engine.errors_so_far()),
+                total=total,
+                duration=plan.duration,
+            )
+            progress.start()
+            try:
+                return await engine.run()
+            finally:
+                await progress.stop()
+        from .workers import run_parallel, worker_count
+
+        counts: list[Any] = []
+        progress = ProgressLine(
+            label, lambda: counts[0]() if counts else (0, 0), total=total, duration=plan.duration
+        )
+        progress.start()
+        try:
+            return await asyncio.to_thread(run_parallel, target, plan, worker_count(workers), counts.append)
+        finally:
+            await progress.stop()
+
+
+async def _with_payload(endpoint: Endpoint) -> Target:
+    """The endpoint's target with the payload from ``payloadURL`` or ``payloadFile`` (relative to
+    the current directory) loaded."""
+    target = endpoint.target
+    body: bytes | None = None
+    if endpoint.payload_url:
+        body = await asyncio.to_thread(_fetch, endpoint.payload_url, target.timeout)
+    elif endpoint.payload_file:
+        path = Path(endpoint.payload_file).expanduser()
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise TaskError(f"cannot read payloadFile {str(path)!r}: {exc.strerror or exc}") from None
+    return target if body is None else replace(target, body=body)
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    # A control-plane call, once per run: the standard library is enough.
+    if not url.startswith(("http://", "https://")):
+        raise TaskError(f"payloadURL {url!r}: only http:// and https:// URLs are supported")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data: bytes = response.read(MAX_PAYLOAD_URL_BYTES + 1)
+    except OSError as exc:
+        raise TaskError(f"cannot fetch payloadURL {url}: {getattr(exc, 'reason', None) or exc}") from None
+    if len(data) > MAX_PAYLOAD_URL_BYTES:
+        raise TaskError(f"payloadURL {url}: payload larger than {MAX_PAYLOAD_URL_BYTES} bytes")
+    return data
