@@ -13,9 +13,13 @@ from kubectl_iter8.registry import TaskRegistry
 @hookimpl
 def iter8_register_tasks(registry: TaskRegistry) -> None:
     from .assess import AssessTask
+    from .custom_metrics import CustomMetricsTask
     from .http import HttpTask
+    from .notify import GithubTask, NotifyTask, SlackTask
     from .ready import ReadyTask
     from .run import RunTask
 
     for task in (RunTask, AssessTask, ReadyTask, HttpTask):
         registry.register(task)
+    for reporting in (CustomMetricsTask, NotifyTask, SlackTask, GithubTask):
+        registry.register(reporting)

@@ -63,7 +63,9 @@ def readiness(obj: dict[str, Any], wanted: list[str]) -> str | None:
     status = obj.get("status") or {}
     generation = meta.get("generation")
     observed = status.get("observedGeneration")
-    if generation is not None and (observed is None or observed < generation):
+    if generation is not None and observed is None:
+        return "no status reported yet"
+    if generation is not None and observed < generation:
         return f"its status is for generation {observed}, the object is at generation {generation}"
     conditions = {str(c.get("type", "")).lower(): c for c in status.get("conditions") or []}
     for name in wanted:

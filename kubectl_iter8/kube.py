@@ -174,12 +174,11 @@ class Kube:
         url = self.host + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
-        data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
         unanswered = 0
         for delay in (*RETRY_DELAYS, None):
             try:
                 response = self.api.call_api(
-                    method, url, header_params=headers, body=data, _request_timeout=timeout
+                    method, url, header_params=headers, body=body, _request_timeout=timeout
                 )
                 payload = response.read()
             except (HTTPError, OSError, rest.ApiException) as exc:

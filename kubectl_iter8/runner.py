@@ -36,7 +36,8 @@ def _now() -> dt.datetime:
 
 def expression_names(experiment: Experiment) -> dict[str, Any]:
     """What ``if:`` expressions can use: the result and metadata as data, Iter8's functions."""
-    result = experiment.result.dump() if experiment.result else {}
+    # Every field is present (None when unset), so `result.insights == nil` reads as users expect.
+    result = experiment.result.model_dump(mode="json", by_alias=True) if experiment.result else {}
     return {
         "result": result,
         "metadata": experiment.metadata.model_dump(),

@@ -14,6 +14,8 @@ import pytest
 
 from kubectl_iter8.cli import main
 
+pytest_plugins = ["kubectl_iter8.testing.pytest_plugin"]
+
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -16,7 +16,7 @@ from .common import CLIState, group_option, kube_options, local_option, pass_sta
     multiple=True,
     required=True,
     metavar="CONDITION",
-    help="completed, nofailure or slos; repeatable or comma-separated.",
+    help="completed, nofailure, slos or noregression; repeatable or comma-separated.",
 )
 @click.option(
     "--timeout",

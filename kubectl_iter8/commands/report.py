@@ -19,7 +19,13 @@ from .common import (
 
 @click.command()
 @local_option
-@output_option("text", "json")
+@output_option("text", "json", "html")
+@click.option(
+    "-O",
+    "--output-file",
+    metavar="PATH",
+    help="Write the report to PATH (atomically) instead of standard output.",
+)
 @run_dir_option
 @group_option
 @kube_options
@@ -28,6 +34,7 @@ def report(
     state: CLIState,
     local: bool,
     output: str,
+    output_file: str | None,
     run_dir: str | None,
     group: str,
     kubeconfig: str | None,
@@ -36,13 +43,52 @@ def report(
 ) -> None:
     """Show the experiment's summary, SLO verdicts and metrics.
 
-    -o json prints the stable document described in docs/report-json.md.
+    -o json prints the stable document described in docs/report-json.md; -o html one
+    self-contained page (no network needed to view it), best written with -O report.html.
     """
+    import json
+
     from ..report import build_report, render_text
 
     with store_for(local, run_dir, group, kubeconfig, context, namespace) as store:
         document = build_report(store.load())
+    output = output.lower()
     if output == "json":
-        emit(document, "json")
+        if output_file is None:
+            emit(document, "json")
+            return
+        text = json.dumps(document, indent=2) + "\n"
+    elif output == "html":
+        from ..report_html import render_html
+
+        text = render_html(document)
     else:
-        click.echo(render_text(document), nl=False)
+        text = render_text(document)
+    if output_file is None:
+        click.echo(text, nl=False)
+        return
+    _write(output_file, text)
+    click.echo(f"report written to {output_file}", err=True)
+
+
+def _write(path: str, text: str) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import UsageError
+
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"-O/--output-file: {folder}: no such folder")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a report is a normal file, not a private temporary one
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"-O/--output-file: cannot write {path}: {exc.strerror or exc}") from None
