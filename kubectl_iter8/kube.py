@@ -160,13 +160,13 @@ class Kube:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        what: str = "",
+        what: tuple[str, str] = ("", ""),
         raw: bool = False,
         timeout: float = 30,
     ) -> Any:
         """Send one request and return the decoded JSON (or text with ``raw``), retrying transient failures.
 
-        :param what: how messages name the object (``secret "x" in namespace "y"``).
+        :param what: how messages name the object and where it is: (``secret "x"``, `` in namespace "y"``).
         """
         from urllib3.exceptions import HTTPError
 
@@ -197,7 +197,7 @@ class Kube:
                 retry_after = response.getheader("Retry-After")
                 time.sleep(float(retry_after) if retry_after and retry_after.isdigit() else delay)
                 continue
-            raise _error(status, payload, what or path)
+            raise _error(status, payload, what if what[0] else (path, ""))
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def get(self, gvr: GVR, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -217,9 +217,9 @@ class Kube:
     ) -> list[dict[str, Any]]:
         ns = self._ns(gvr, namespace)
         query = {"labelSelector": label_selector} if label_selector else None
-        items: list[dict[str, Any]] = self.request("GET", gvr.path(ns), query=query, what=gvr.resource).get(
-            "items", []
-        )
+        items: list[dict[str, Any]] = self.request(
+            "GET", gvr.path(ns), query=query, what=(gvr.resource, _where(ns))
+        ).get("items", [])
         return items
 
     def create(self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
@@ -317,12 +317,16 @@ def _merge_desired(current: dict[str, Any], desired: dict[str, Any]) -> dict[str
     return dict(merged)
 
 
-def _what(gvr: GVR, name: str, namespace: str | None) -> str:
-    where = f' in namespace "{namespace}"' if namespace else ""
-    return f'{gvr.name} "{name}"{where}'
+def _where(namespace: str | None) -> str:
+    return f' in namespace "{namespace}"' if namespace else ""
 
 
-def _error(status: int, payload: bytes, what: str) -> KubeError:
+def _what(gvr: GVR, name: str, namespace: str | None) -> tuple[str, str]:
+    return f'{gvr.name} "{name}"', _where(namespace)
+
+
+def _error(status: int, payload: bytes, what: tuple[str, str]) -> KubeError:
+    subject, where = what
     try:
         body = json.loads(payload)
     except ValueError:
@@ -337,18 +341,18 @@ def _error(status: int, payload: bytes, what: str) -> KubeError:
             return KubeNotFoundError(
                 f'namespace "{details.get("name")}" not found', status=status, reason=reason
             )
-        return KubeNotFoundError(f"{what} not found", status=status, reason=reason)
+        return KubeNotFoundError(f"{subject} not found{where}", status=status, reason=reason)
     if status == 409:
         if reason == "AlreadyExists":
-            return KubeConflictError(f"{what} already exists", status=status, reason=reason)
+            return KubeConflictError(f"{subject} already exists{where}", status=status, reason=reason)
         return KubeConflictError(
-            f"{what} was changed by someone else: {message}", status=status, reason=reason
+            f"{subject}{where} was changed by someone else: {message}", status=status, reason=reason
         )
     if status in (401, 403):
         label = "unauthorized" if status == 401 else "forbidden"
-        return KubeForbiddenError(f"{label}: {message or what}", status=status, reason=reason)
+        return KubeForbiddenError(f"{label}: {message or subject + where}", status=status, reason=reason)
     return KubeError(
-        f"the API server refused the request for {what}: {status} {reason}: {message}",
+        f"the API server refused the request for {subject}{where}: {status} {reason}: {message}",
         status=status,
         reason=reason,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
@@ -84,8 +84,6 @@ class TaskContext:
     #: The experiment's metadata (name, namespace).
     metadata: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("kubectl_iter8.task"))
-    #: Called with a one-line status by long tasks; the CLI shows it as progress on a terminal.
-    progress: Callable[[str], None] | None = None
     #: How to reach the cluster, for tasks that read it (in a Job: the in-cluster service account).
     kube_options: KubeOptions = field(default_factory=KubeOptions)
 
