@@ -221,16 +221,6 @@ def parse(text: str) -> ProviderSpec:
         raise SpecError("; ".join(validation_problems(exc))) from None
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def elapsed_seconds(values: dict[str, Any], start: dt.datetime | None, now: dt.datetime) -> int:
     """Whole seconds since ``values.startingTime`` (RFC 3339) or ``start``; at least 1."""
     starting = values.get("startingTime")

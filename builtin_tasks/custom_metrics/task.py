@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.result import MetricInfo
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
+from kubectl_iter8.values import deep_merge
 
 from . import spec as specs
 from .credentials import AuthInput, Redactor, auth_headers, kube_access
@@ -95,7 +96,7 @@ class CustomMetricsTask(Task[CustomMetricsInputs]):
                     raise TaskError(redact(f"templates.{provider}: {exc}")) from None
                 for version in range(num_versions):
                     own = inputs.version_values[version] if inputs.version_values else {}
-                    values = specs.deep_merge(inputs.values, own)
+                    values = deep_merge(inputs.values, own)
                     try:
                         elapsed = specs.elapsed_seconds(values, ctx.result.start_time, now)
                         context = {
