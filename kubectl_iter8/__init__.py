@@ -23,8 +23,9 @@ from .hookspecs import hookimpl
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .registry import ResourceType, Router, TaskRegistry
+    from .registry import ResourceType, TaskRegistry
     from .result import Insights, MetricInfo, Result
+    from .routemap import RouteMap, Router, RoutingState
     from .task import Duration, Task, TaskContext, TaskInputs
 
 _LAZY = {
@@ -33,7 +34,9 @@ _LAZY = {
     "MetricInfo": "result",
     "ResourceType": "registry",
     "Result": "result",
-    "Router": "registry",
+    "RouteMap": "routemap",
+    "Router": "routemap",
+    "RoutingState": "routemap",
     "Task": "task",
     "TaskContext": "task",
     "TaskInputs": "task",
@@ -51,7 +54,9 @@ __all__ = [
     "PluginError",
     "ResourceType",
     "Result",
+    "RouteMap",
     "Router",
+    "RoutingState",
     "StorageError",
     "Task",
     "TaskContext",

@@ -52,8 +52,9 @@ def iter8_register_tasks(registry: TaskRegistry) -> None:
 def iter8_register_routers(registry: RouterRegistry) -> None:
     """Add route plugins the traffic controller can render routing objects with.
 
-    :param registry: call ``registry.register(router)`` with an object that has a ``name`` and a
-        pure ``render(routemap, weights)`` method (see :class:`~kubectl_iter8.registry.Router`).
+    :param registry: call ``registry.register(router)`` with an object that has a ``name``, a
+        ``Config`` model and a pure ``render(routemap, state, config)`` method (see
+        :class:`~kubectl_iter8.routemap.Router`).
     """
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import DuplicateNameError, UsageError
 
 if TYPE_CHECKING:
+    from .routemap import Router
     from .task import Task
 
 T = TypeVar("T")
@@ -101,19 +102,7 @@ class TaskRegistry(Registry["type[Task[Any]]"]):
         self.add(task.name, task, aliases=tuple(task.aliases))
 
 
-class Router(Protocol):
-    """A route plugin: turns a routemap and version weights into routing objects.
-
-    The traffic controller (a later part of the product) calls ``render``; it must be pure, so the
-    controller can compare what it wants with what is in the cluster.
-    """
-
-    name: str
-
-    def render(self, routemap: dict[str, Any], weights: list[int]) -> list[dict[str, Any]]: ...
-
-
-class RouterRegistry(Registry[Router]):
+class RouterRegistry(Registry["Router"]):
     """Route plugins by name (``istio``, ``gateway-api``, ...)."""
 
     kind = "router"
@@ -124,7 +113,10 @@ class RouterRegistry(Registry[Router]):
 
 @dataclass(frozen=True)
 class ResourceType:
-    """A kind the controller can watch, and the conditions that make an object of it ready."""
+    """A kind the controller can watch, and the conditions that make an object of it ready.
+
+    ``name`` is the short name routemaps use in ``gvrShort`` (``deploy``, ``svc``, ``isvc``).
+    """
 
     name: str
     group: str

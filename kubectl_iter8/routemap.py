@@ -1,0 +1,165 @@
+"""Routemaps: which resources make up each version of an app, and how traffic should reach them.
+
+A routemap is Iter8-shaped: a ConfigMap labelled ``iter8.tools/kind: routemap`` whose
+``data.strSpec`` is YAML::
+
+    versions:                      # index 0 is the primary
+    - resources: [{gvrShort: svc, name: httpbin-0}, {gvrShort: deploy, name: httpbin-0}]
+      weight: 90                   # optional, default 1; annotation iter8.tools/weight overrides it
+    - resources: [{gvrShort: svc, name: httpbin-1}, {gvrShort: deploy, name: httpbin-1}]
+      weight: 10
+      match: [{headers: {x-canary: {exact: "true"}}}]
+    routing:
+      router: istio                # a route plugin
+      strategy: blue-green         # blue-green | canary | mirror
+      host: httpbin                # and whatever else the router needs
+
+This module holds the model shared by the controller (which computes availability and weights)
+and the route plugins (which turn a routemap and weights into routing objects). It is pure: it
+never talks to the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UsageError
+
+KIND_LABEL = "iter8.tools/kind"
+ROUTEMAP_KIND = "routemap"
+WATCH_LABEL = "iter8.tools/watch"
+WEIGHT_ANNOTATION = "iter8.tools/weight"
+FINALIZER = "iter8.tools/finalizer"
+SPEC_KEY = "strSpec"
+
+Strategy = Literal["blue-green", "canary", "mirror"]
+
+
+class ResourceRef(BaseModel):
+    """One object a version is made of, named by a short resource-type name (``svc``, ``deploy``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    gvr_short: str = Field(alias="gvrShort", min_length=1)
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+
+
+class Version(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    #: An optional display name (reports, the version response header); defaults to the first resource's name.
+    name: str | None = None
+    resources: list[ResourceRef] = Field(min_length=1)
+    weight: int | None = Field(default=None, ge=0)
+    #: Request matches that send traffic to this version under the canary strategy (router-specific shape).
+    match: list[dict[str, Any]] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.resources[0].name
+
+
+class Routing(BaseModel):
+    """Which router renders the routing objects, with which strategy; other keys are the router's config."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    router: str = Field(min_length=1)
+    strategy: Strategy = "blue-green"
+
+    def options(self) -> dict[str, Any]:
+        """The router-specific keys (everything but ``router`` and ``strategy``)."""
+        return dict(self.model_extra or {})
+
+
+class RouteMapSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    versions: list[Version] = Field(min_length=1)
+    routing: Routing | None = None
+
+
+@dataclass(frozen=True)
+class RouteMap:
+    """A parsed routemap ConfigMap."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: RouteMapSpec
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def owner_reference(self) -> dict[str, Any]:
+        """What routing objects carry so that they are garbage-collected with the routemap."""
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def parse_routemap(configmap: dict[str, Any]) -> RouteMap:
+    """The routemap in ``configmap``.
+
+    :raises UsageError: naming the ConfigMap and the field when the spec is malformed.
+    """
+    import yaml
+
+    meta = configmap.get("metadata", {})
+    where = f'routemap "{meta.get("namespace", "")}/{meta.get("name", "")}"'
+    text = (configmap.get("data") or {}).get(SPEC_KEY)
+    if text is None:
+        raise UsageError(f"{where}: data.{SPEC_KEY} is missing")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where}: data.{SPEC_KEY} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        spec = RouteMapSpec.model_validate(raw)
+    except ValidationError as exc:
+        from .experiment import validation_problems
+
+        raise UsageError(f"{where}: " + "; ".join(validation_problems(exc))) from None
+    return RouteMap(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        spec=spec,
+        labels=dict(meta.get("labels") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """What the controller decided for one routemap: per version, available or not, and its weight.
+
+    Weights are relative (not percentages); an unavailable version always has weight 0, and when no
+    version is available the primary (index 0) carries everything.
+    """
+
+    available: tuple[bool, ...]
+    weights: tuple[int, ...]
+
+
+class Router(Protocol):
+    """A route plugin: a pure function from a routemap and its routing state to routing objects.
+
+    ``render`` must not read the cluster or the clock, so the controller can compare the objects it
+    wants with those it has and tests can keep golden files. Every object it returns is a complete
+    Kubernetes object (apiVersion, kind, metadata.name; the controller sets the namespace and the
+    owner reference), and should add a response header naming the version that served.
+    """
+
+    #: The name routemaps use in ``routing.router``.
+    name: str
+    #: The model of ``routing``'s router-specific keys, validated before rendering (``extra="forbid"``).
+    Config: type[BaseModel]
+
+    def render(self, routemap: RouteMap, state: RoutingState, config: BaseModel) -> list[dict[str, Any]]: ...
