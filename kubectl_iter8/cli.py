@@ -22,7 +22,7 @@ import click
 
 from .commands.common import CLIState
 from .errors import ExitCode, Iter8Error
-from .plugins import Iter8Hooks
+from .host import Iter8Hooks
 
 HELP = """Kubernetes release optimizer: experiments, SLO checks and traffic control.
 

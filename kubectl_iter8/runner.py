@@ -21,7 +21,7 @@ from .errors import TaskError
 from .experiment import Experiment, PreparedTask
 from .expressions import ExpressionError
 from .kube import KubeOptions
-from .plugins import Iter8Hooks
+from .host import Iter8Hooks
 from .result import Result, TaskRecord
 from .storage import ExperimentStore
 from .task import TaskContext

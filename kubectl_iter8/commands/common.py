@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from ..plugins import Iter8Hooks
+    from ..host import Iter8Hooks
     from ..storage import ExperimentStore
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_iter8.conditions import CONDITIONS
-from kubectl_iter8.plugins import Iter8Hooks
+from kubectl_iter8.host import Iter8Hooks
 
 KNOWN = ", ".join(Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"}).tasks.names())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_iter8 import DuplicateNameError, PluginError, Task, TaskContext, TaskInputs, hookimpl
-from kubectl_iter8.plugins import ESSENTIAL_PLUGINS, Iter8Hooks
+from kubectl_iter8.host import DEFAULT_PLUGINS, ESSENTIAL_PLUGINS, Iter8Hooks
 
 
 class Echo(Task[TaskInputs]):
@@ -78,7 +78,7 @@ def test_a_plugin_that_raises_while_registering_is_named() -> None:
 
 
 def test_disabling_builtin_tasks_but_never_the_core_commands() -> None:
-    hooks = fresh_hooks(ITER8_DISABLE_PLUGINS="kubectl_iter8.builtin_tasks, kubectl_iter8.commands")
+    hooks = fresh_hooks(ITER8_DISABLE_PLUGINS=", ".join((*DEFAULT_PLUGINS, "kubectl_iter8.commands")))
     assert hooks.tasks.names() == []
     names = [info.name for info in hooks.plugin_infos()]
     assert list(ESSENTIAL_PLUGINS) == names

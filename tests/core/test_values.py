@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubectl_iter8.errors import InvalidExperimentError, UsageError
-from kubectl_iter8.plugins import Iter8Hooks
+from kubectl_iter8.host import Iter8Hooks
 from kubectl_iter8.values import deep_merge, experiment_from_values, parse_set, set_path
 
 

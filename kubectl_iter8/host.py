@@ -1,5 +1,7 @@
 """The plugin host: builds a plugin manager and calls hooks through a typed facade.
 
+(Named ``host`` because ``kubectl_iter8.plugins`` is the package of built-in route plugins.)
+
 Loading order (pytest's and tox's): the essential core plugins, the default built-in plugins (by
 dotted name only, so the core never imports them statically), then third-party plugins from the
 ``iter8`` entry-point group. Built-ins register first so that a third-party plugin that claims a
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 #: Core plugins that make up the CLI itself; they cannot be disabled.
 ESSENTIAL_PLUGINS = ("kubectl_iter8.commands",)
 #: Built-in plugins, registered exactly like third-party ones.
-DEFAULT_PLUGINS = ("kubectl_iter8.builtin_tasks",)
+DEFAULT_PLUGINS = ("kubectl_iter8.builtin_tasks", "kubectl_iter8.plugins", "kubectl_iter8.controller")
 
 R = TypeVar("R", bound=Registry[Any])
 

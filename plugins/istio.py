@@ -1,0 +1,145 @@
+"""The ``istio`` router: one Istio VirtualService per routemap.
+
+* blue-green: one HTTP route splitting traffic between the serving versions, weights as whole
+  percentages that add up to 100;
+* canary: one HTTP route per serving candidate with its ``match`` (default: header
+  ``traffic: test``), then a default route to the primary;
+* mirror: all traffic to the primary; each serving candidate receives a copy of a share of the
+  requests (``mirror`` + ``mirrorPercentage`` with one candidate, ``mirrors`` with several).
+
+Every destination sets the response header ``app-version: <version>``. A version's destination is
+its first ``svc`` resource (short name in the routemap's namespace, the FQDN elsewhere) at ``port``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from kubectl_iter8.routemap import RouteMap, RoutingState, Strategy
+
+from .common import (
+    DEFAULT_MATCH_HEADER,
+    RouterConfig,
+    backend_name,
+    check_state,
+    metadata,
+    mirror_percent,
+    object_name,
+    percentages,
+    service_host,
+    serving_candidates,
+    strategy_of,
+    validate_config,
+    weighted_versions,
+)
+
+IstioApiVersion = Literal["networking.istio.io/v1", "networking.istio.io/v1beta1"]
+
+
+class IstioConfig(RouterConfig):
+    """The ``routing`` options of the ``istio`` router."""
+
+    #: The host clients address (the VirtualService's first host).
+    host: str = Field(min_length=1)
+    #: More hosts the VirtualService applies to, after ``host``.
+    hosts: list[str] = Field(default_factory=list)
+    #: Istio Gateways (``namespace/name`` or ``mesh``) the routes apply to; the mesh when empty.
+    gateways: list[str] = Field(default_factory=list)
+    #: The Service port of every version's destination; left out (Istio picks the only port) when unset.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    #: Mirror strategy: the percentage of requests copied to each candidate; its weight (max 100) when unset.
+    mirror_percentage: float | None = Field(default=None, alias="mirrorPercentage", ge=0, le=100)
+    #: The VirtualService API version (``networking.istio.io/v1`` needs Istio 1.22 or later).
+    api_version: IstioApiVersion = Field(default="networking.istio.io/v1", alias="apiVersion")
+
+
+def default_match() -> list[dict[str, Any]]:
+    name, value = DEFAULT_MATCH_HEADER
+    return [{"headers": {name: {"exact": value}}}]
+
+
+def response_header(config: RouterConfig, label: str) -> dict[str, Any]:
+    return {"response": {"set": {config.version_header: label}}}
+
+
+def http_routes(
+    routemap: RouteMap,
+    state: RoutingState,
+    strategy: Strategy,
+    destination: Callable[[int], dict[str, Any]],
+    mirror_target: Callable[[int], dict[str, Any]] | None,
+    mirror_percentage: float | None,
+) -> list[dict[str, Any]]:
+    """The ``http`` section of a VirtualService for ``strategy``.
+
+    :param destination: a version's route destination (``destination`` and ``headers``, no weight).
+    :param mirror_target: a version's mirror ``Destination``; None when the router cannot mirror.
+    """
+    versions = routemap.spec.versions
+    if strategy == "blue-green":
+        chosen = weighted_versions(state)
+        # The primary may be chosen with weight 0 (nothing serves): it then takes everything.
+        shares = percentages([max(state.weights[i], 1) for i in chosen])
+        return [
+            {"route": [{**destination(i), "weight": share} for i, share in zip(chosen, shares, strict=True)]}
+        ]
+    if strategy == "canary":
+        routes: list[dict[str, Any]] = [
+            {"match": [dict(m) for m in versions[i].match or default_match()], "route": [destination(i)]}
+            for i in serving_candidates(state)
+        ]
+        return [*routes, {"route": [destination(0)]}]
+    if mirror_target is None:
+        raise AssertionError("the caller refuses the mirror strategy")
+    route: dict[str, Any] = {"route": [destination(0)]}
+    mirrored = serving_candidates(state)
+    if len(mirrored) == 1:
+        route["mirror"] = mirror_target(mirrored[0])
+        route["mirrorPercentage"] = {"value": mirror_percent(state, mirrored[0], mirror_percentage)}
+    elif mirrored:
+        route["mirrors"] = [
+            {
+                "destination": mirror_target(i),
+                "percentage": {"value": mirror_percent(state, i, mirror_percentage)},
+            }
+            for i in mirrored
+        ]
+    return [route]
+
+
+def virtual_service(
+    api_version: str, name: str, hosts: list[str], gateways: list[str], http: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"hosts": hosts}
+    if gateways:
+        spec["gateways"] = list(gateways)
+    spec["http"] = http
+    return {"apiVersion": api_version, "kind": "VirtualService", "metadata": metadata(name), "spec": spec}
+
+
+class IstioRouter:
+    """Routes to each version's Service through an Istio VirtualService."""
+
+    name = "istio"
+    Config: type[BaseModel] = IstioConfig
+
+    def render(
+        self, routemap: RouteMap, state: RoutingState, config: BaseModel | Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        cfg = validate_config(IstioConfig, config, self.name)
+        check_state(routemap, state)
+
+        def target(index: int) -> dict[str, Any]:
+            host = service_host(*backend_name(routemap, index, "svc"))
+            return {"host": host} if cfg.port is None else {"host": host, "port": {"number": cfg.port}}
+
+        def destination(index: int) -> dict[str, Any]:
+            label = routemap.spec.versions[index].label
+            return {"destination": target(index), "headers": response_header(cfg, label)}
+
+        http = http_routes(routemap, state, strategy_of(routemap), destination, target, cfg.mirror_percentage)
+        hosts = [cfg.host, *(h for h in cfg.hosts if h != cfg.host)]
+        return [virtual_service(cfg.api_version, object_name(routemap, cfg), hosts, cfg.gateways, http)]
