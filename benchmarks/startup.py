@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Start-up cost of ``kubectl iter8``, measured against ``kubectl version --client``.
+
+One command::
+
+    python benchmarks/startup.py [--runs N] [--warmup W] [--bin-dir DIR]
+
+Runs through the real kubectl (which finds ``kubectl-iter8`` on the PATH, with this interpreter's
+``bin`` directory in front, or ``--bin-dir``: say, an unpacked Krew archive), as a user's shell
+would. Each round runs every command once, in an
+order that alternates from round to round, so that slow spells of a busy machine hit both sides of
+a pair; the figure to quote is the median of the per-round ratios
+``time(kubectl iter8 --help) / time(kubectl version --client)``. The 95% interval of a median comes
+from order statistics (distribution-free); quartiles show the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BASELINE = "kubectl version --client"
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval for the median: order statistics (j, n+1-j) of the sorted values.
+
+    j is the largest rank with P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2; for n=30 that is
+    (x[10], x[21]), 1-based. With fewer than 6 values no such j exists and the range is returned.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    alpha = (1 - confidence) / 2
+    j, tail = 0, 0.0
+    while j < n // 2:
+        nxt = tail + math.comb(n, j) / 2**n  # P(X <= j)
+        if nxt > alpha:
+            break
+        tail, j = nxt, j + 1
+    if j == 0:
+        return xs[0], xs[-1]
+    return xs[j - 1], xs[n - j]
+
+
+def time_once(cmd: Sequence[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise SystemExit(f"error: `{' '.join(cmd)}` exited {proc.returncode}: {detail[-1] if detail else ''}")
+    return elapsed
+
+
+def describe(label: str, values: Sequence[float], unit: str, scale: float = 1.0) -> str:
+    xs = [v * scale for v in values]
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    lo, hi = median_interval(xs)
+    return (
+        f"  {label:<26} median {statistics.median(xs):7.3f}{unit}   "
+        f"95% CI [{lo:.3f}, {hi:.3f}]   quartiles [{q1:.3f}, {q3:.3f}]   min {min(xs):.3f}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="startup.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30, help="paired rounds to time (default: 30)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: 3)")
+    parser.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=Path(sys.executable).parent,
+        help="directory holding the kubectl-iter8 to time (default: this interpreter's bin, the venv)",
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 2 or args.warmup < 0:
+        print("error: --runs must be at least 2 and --warmup at least 0", file=sys.stderr)
+        return 2
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        print("error: kubectl is not on the PATH", file=sys.stderr)
+        return 1
+    bin_dir = args.bin_dir.resolve()
+    if not (bin_dir / "kubectl-iter8").exists():
+        print(
+            f"error: no kubectl-iter8 in {bin_dir} (run this with the project's venv python)", file=sys.stderr
+        )
+        return 1
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    commands: dict[str, list[str]] = {
+        "kubectl iter8 --help": [kubectl, "iter8", "--help"],
+        BASELINE: [kubectl, "version", "--client"],
+        "kubectl iter8 version": [kubectl, "iter8", "version"],
+        "python -I -c pass (floor)": [sys.executable, "-I", "-c", "pass"],
+    }
+    labels = list(commands)
+
+    print(f"kubectl: {kubectl}; kubectl-iter8: {bin_dir / 'kubectl-iter8'}")
+    print(f"{args.warmup} warm-up rounds, then {args.runs} rounds; each round runs every command once,")
+    print("in an order that is reversed every other round.", flush=True)
+    for _ in range(args.warmup):
+        for label in labels:
+            time_once(commands[label], env)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for round_no in range(args.runs):
+        order = labels if round_no % 2 == 0 else labels[::-1]
+        for label in order:
+            times[label].append(time_once(commands[label], env))
+
+    print("\nwall time per command (ms):")
+    for label in labels:
+        print(describe(label, times[label], " ms", scale=1000))
+    print(f"\nper-round ratio to `{BASELINE}` (same round, so machine load cancels):")
+    for label in labels:
+        if label == BASELINE:
+            continue
+        ratios = [a / b for a, b in zip(times[label], times[BASELINE], strict=True)]
+        print(describe(label, ratios, "x"))
+    help_ratio = statistics.median(
+        a / b for a, b in zip(times["kubectl iter8 --help"], times[BASELINE], strict=True)
+    )
+    print(f"\nmedian ratio kubectl iter8 --help / {BASELINE}: {help_ratio:.2f} (n={args.runs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
