@@ -14,12 +14,13 @@ from kubectl_iter8.registry import TaskRegistry
 def iter8_register_tasks(registry: TaskRegistry) -> None:
     from .assess import AssessTask
     from .custom_metrics import CustomMetricsTask
+    from .grpc import GrpcTask
     from .http import HttpTask
     from .notify import GithubTask, NotifyTask, SlackTask
     from .ready import ReadyTask
     from .run import RunTask
 
-    for task in (RunTask, AssessTask, ReadyTask, HttpTask):
+    for task in (RunTask, AssessTask, ReadyTask, HttpTask, GrpcTask):
         registry.register(task)
     for reporting in (CustomMetricsTask, NotifyTask, SlackTask, GithubTask):
         registry.register(reporting)

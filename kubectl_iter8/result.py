@@ -120,10 +120,18 @@ class Insights(_Model):
         return self.histograms[version].get(name) if version < len(self.histograms) else None
 
     def scalar(self, version: int, name: str) -> float | None:
-        """The latest value of metric ``name`` for version ``version``, or None when there is none."""
+        """The latest value of metric ``name`` for version ``version``, or None when there is none.
+
+        Iter8's sample-style names (``grpc/latency/p95``, ``http/latency/mean``) are read as the
+        gauges recorded today (``grpc/latency-p95``) when no metric has the former name.
+        """
         if version >= len(self.non_hist_metric_values):
             return None
         values = self.non_hist_metric_values[version].get(name)
+        if values is None and name not in self.metrics_info:
+            prefix, sep, stat = name.rpartition("/latency/")
+            if sep and prefix and stat and "/" not in stat:
+                values = self.non_hist_metric_values[version].get(f"{prefix}/latency-{stat}")
         return values[-1] if values else None
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -302,6 +302,37 @@ class Comparison:
         return {k: v for k, v in data.items() if v is not None}
 
 
+def _start(
+    method: str,
+    statistic: str,
+    better: Better,
+    confidence: float,
+    min_samples: int,
+    margin: float,
+    n_b: int,
+    n_c: int,
+    baseline_value: float | None,
+    candidate_value: float | None,
+) -> Comparison:
+    """The comparison before any verdict: inconclusive, with the numbers every method reports."""
+    both = baseline_value is not None and candidate_value is not None
+    return Comparison(
+        method=method,
+        verdict="inconclusive",
+        reason="",
+        statistic=statistic,
+        better=better,
+        confidence=confidence,
+        min_samples=min_samples,
+        margin=margin,
+        baseline_n=n_b,
+        candidate_n=n_c,
+        baseline_value=baseline_value,
+        candidate_value=candidate_value,
+        difference=candidate_value - baseline_value if both else None,  # type: ignore[operator]
+    )
+
+
 def _clean(value: float | None) -> float | None:
     """JSON-safe floats: NaN and infinities become None; tiny float noise is rounded away."""
     if value is None or not math.isfinite(value):
@@ -353,22 +384,10 @@ def mann_whitney(
     med_b = baseline.percentile(50) if n_b else None
     med_c = candidate.percentile(50) if n_c else None
     delta = margin.of(med_b) if med_b is not None else 0.0
-    base = {
-        "method": "mann-whitney",
-        "statistic": "median",
-        "better": better,
-        "confidence": confidence,
-        "min_samples": min_samples,
-        "margin": delta,
-        "baseline_n": n_b,
-        "candidate_n": n_c,
-        "baseline_value": med_b,
-        "candidate_value": med_c,
-        "difference": (med_c - med_b) if med_b is not None and med_c is not None else None,
-    }
+    base = _start("mann-whitney", "median", better, confidence, min_samples, delta, n_b, n_c, med_b, med_c)
     short = _too_few(n_b, n_c, min_samples)
     if short:
-        return Comparison(verdict="inconclusive", reason=short, **base)  # type: ignore[arg-type]
+        return replace(base, reason=short)
     x_b, x_c = baseline.expanded(), candidate.expanded()
     alpha = 1.0 - confidence
     # Shift the candidate towards "better" by the margin, then ask both one-sided questions.
@@ -386,13 +405,13 @@ def mann_whitney(
     else:
         verdict = "inconclusive"
         reason = f"no significant difference either way (p = {p_worse:.3g} and {p_not_worse:.3g})"
-    return Comparison(
+    return replace(
+        base,
         verdict=verdict,
         reason=reason,
         p_worse=p_worse,
         p_not_worse=p_not_worse,
         extra={"u": u, "probabilityCandidateGreater": u / (n_b * n_c)},
-        **base,  # type: ignore[arg-type]
     )
 
 
@@ -419,22 +438,12 @@ def bootstrap_percentile(
     stat_c = candidate.percentile(percentile) if n_c else None
     delta = margin.of(stat_b) if stat_b is not None else 0.0
     diff = stat_c - stat_b if stat_b is not None and stat_c is not None else None
-    base = {
-        "method": "bootstrap",
-        "statistic": f"p{percentile:g}",
-        "better": better,
-        "confidence": confidence,
-        "min_samples": min_samples,
-        "margin": delta,
-        "baseline_n": n_b,
-        "candidate_n": n_c,
-        "baseline_value": stat_b,
-        "candidate_value": stat_c,
-        "difference": diff,
-    }
+    base = _start(
+        "bootstrap", f"p{percentile:g}", better, confidence, min_samples, delta, n_b, n_c, stat_b, stat_c
+    )
     short = _too_few(n_b, n_c, min_samples)
     if short or diff is None:
-        return Comparison(verdict="inconclusive", reason=short or "no data", **base)  # type: ignore[arg-type]
+        return replace(base, reason=short or "no data")
 
     def statistic(c: npt.NDArray[np.float64], b: npt.NDArray[np.float64], axis: int = -1) -> Any:
         pc = np.percentile(c, percentile, axis=axis, method="inverted_cdf")
@@ -475,7 +484,8 @@ def bootstrap_percentile(
             lo = hi = diff
     worse_lo, worse_hi = (lo, hi) if better == "lower" else (-hi, -lo)
     verdict, reason = _decide_interval(worse_lo, worse_hi, delta, confidence)
-    return Comparison(
+    return replace(
+        base,
         verdict=verdict,
         reason=reason,
         interval=(lo, hi),
@@ -485,7 +495,6 @@ def bootstrap_percentile(
             "intervalMethod": "percentile bootstrap",
             "resampling": resampling,
         },
-        **base,  # type: ignore[arg-type]
     )
 
 
@@ -518,22 +527,10 @@ def welch(
     m_b = baseline.mean() if n_b else None
     m_c = candidate.mean() if n_c else None
     delta = margin.of(m_b) if m_b is not None else 0.0
-    base = {
-        "method": "welch",
-        "statistic": "mean",
-        "better": better,
-        "confidence": confidence,
-        "min_samples": min_samples,
-        "margin": delta,
-        "baseline_n": n_b,
-        "candidate_n": n_c,
-        "baseline_value": m_b,
-        "candidate_value": m_c,
-        "difference": (m_c - m_b) if m_b is not None and m_c is not None else None,
-    }
+    base = _start("welch", "mean", better, confidence, min_samples, delta, n_b, n_c, m_b, m_c)
     short = _too_few(n_b, n_c, max(2, min_samples))
     if short or m_b is None or m_c is None:
-        return Comparison(verdict="inconclusive", reason=short or "no data", **base)  # type: ignore[arg-type]
+        return replace(base, reason=short or "no data")
     sd_b, sd_c = baseline.stddev(), candidate.stddev()
     if sd_b == 0 and sd_c == 0:
         lo = hi = m_c - m_b
@@ -549,12 +546,12 @@ def welch(
         p_value = float(result.pvalue)
     worse_lo, worse_hi = (lo, hi) if better == "lower" else (-hi, -lo)
     verdict, reason = _decide_interval(worse_lo, worse_hi, delta, confidence)
-    return Comparison(
+    return replace(
+        base,
         verdict=verdict,
         reason=reason,
         interval=(lo, hi),
         extra={"pTwoSided": p_value},
-        **base,  # type: ignore[arg-type]
     )
 
 
@@ -582,25 +579,13 @@ def beta_binomial(
     r_b = k_b / n_b if n_b > 0 else None
     r_c = k_c / n_c if n_c > 0 else None
     delta = margin.of(r_b) if r_b is not None else margin.absolute
-    base = {
-        "method": "beta-binomial",
-        "statistic": "rate",
-        "better": better,
-        "confidence": confidence,
-        "min_samples": min_samples,
-        "margin": delta,
-        "baseline_n": n_b,
-        "candidate_n": n_c,
-        "baseline_value": r_b,
-        "candidate_value": r_c,
-        "difference": (r_c - r_b) if r_b is not None and r_c is not None else None,
-    }
+    base = _start("beta-binomial", "rate", better, confidence, min_samples, delta, n_b, n_c, r_b, r_c)
     problem = None
     if not (0 <= k_b <= n_b) or not (0 <= k_c <= n_c):
         problem = "counts are inconsistent (more events than trials, or negative)"
     problem = problem or _too_few(n_b, n_c, min_samples)
     if problem:
-        return Comparison(verdict="inconclusive", reason=problem, **base)  # type: ignore[arg-type]
+        return replace(base, reason=problem)
     rng = np.random.default_rng(seed)
     a0, b0 = BETA_PRIOR
     post_c = stats.beta.rvs(a0 + k_c, b0 + n_c - k_c, size=draws, random_state=rng)
@@ -622,7 +607,8 @@ def beta_binomial(
     else:
         verdict = "inconclusive"
         reason = f"P(worse than the baseline beyond the margin) = {p_worse:.3f}: more data is needed"
-    return Comparison(
+    return replace(
+        base,
         verdict=verdict,
         reason=reason,
         interval=(lo, hi),
@@ -636,7 +622,6 @@ def beta_binomial(
             "seed": seed,
             "fisherExactP": float(fisher.pvalue),
         },
-        **base,  # type: ignore[arg-type]
     )
 
 

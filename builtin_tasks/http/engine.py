@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import math
 import socket
 import ssl
 import time
@@ -42,14 +41,12 @@ from typing import Any, cast
 
 from httptools import HttpParserError, HttpResponseParser
 
+from ..loadgen.pacing import EARLY_NS, requests_within
 from .stats import RunStats, record_all
 from .target import Target
 
 #: Pause before a connection that failed to open is tried again.
 RETRY_DELAY = 0.01
-#: An open-loop request may leave this many nanoseconds early (the loop's timers tick in ms);
-#: its latency then counts from when it actually left, so early sends never flatter the result.
-EARLY_NS = 1_000_000
 #: How often the housekeeping timer runs (timeouts, histogram flush), at most.
 HOUSEKEEPING = 0.1
 
@@ -201,7 +198,7 @@ class LoadEngine:
         if self.limit is None and self.open_loop:
             assert plan.duration is not None
             # Requests due within the duration: phase + i * interval < duration.
-            self.limit = max(0, math.ceil((plan.duration * 1e9 - self.phase_ns) / self.interval_ns))
+            self.limit = requests_within(plan.duration, plan.qps, plan.phase)
         self.deadline = 0
         self.t0 = 0
         # Progress, readable at any time (also from another thread).

@@ -1,115 +1,14 @@
-"""What one load run measured, in a form that merges exactly across processes and runs.
-
-Latencies live in HDR histograms (microseconds, 1 µs to 1 h, 3 significant digits), so results of
-several workers, or later of several pods, add up to the same histogram one process would have
-recorded. A :class:`RunStats` travels between processes and into the experiment record as a plain
-JSON-serialisable dict (:meth:`RunStats.to_wire`): the histograms in the standard compressed
-``HISTFAAA...`` encoding that every HdrHistogram implementation reads.
-
-Two histograms are kept: ``latency``, one value per request that got an HTTP response (any status;
-in the open loop measured from the request's intended send time), and ``lag``, how late each
-open-loop request left compared with its schedule. Requests that got no response (refused, reset,
-timed out) are counted by reason in ``errors`` and have no latency, as in wrk2.
-"""
+"""Counts and HDR histograms of one run: shared with the ``grpc`` task, see :mod:`..loadgen.stats`."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from ..loadgen.stats import (
+    HIGHEST_US,
+    LOWEST_US,
+    SIGNIFICANT_DIGITS,
+    RunStats,
+    new_histogram,
+    record_all,
+)
 
-from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
-
-#: Histogram range in microseconds: 1 µs to one hour.
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000
-SIGNIFICANT_DIGITS = 3
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-def record_all(histogram: HdrHistogram, values: Iterable[int]) -> None:
-    """Record many values; repeated values are counted first (C speed) and recorded once each."""
-    for value, count in Counter(values).items():
-        histogram.record_value(min(max(value, LOWEST_US), HIGHEST_US), count)
-
-
-@dataclass
-class RunStats:
-    """Counts and histograms of one load run (one endpoint, one or more processes)."""
-
-    latency: HdrHistogram = field(default_factory=new_histogram)
-    lag: HdrHistogram = field(default_factory=new_histogram)
-    #: Responses by HTTP status code.
-    statuses: dict[int, int] = field(default_factory=dict)
-    #: Requests that got no response, by reason (``connection refused``, ``timeout``, ...).
-    errors: dict[str, int] = field(default_factory=dict)
-    #: Seconds from the first scheduled request to the last completion.
-    elapsed: float = 0.0
-    #: The rate asked for (0 for the closed loop).
-    target_qps: float = 0.0
-    connections: int = 0
-    workers: int = 1
-
-    @property
-    def responses(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def requests(self) -> int:
-        """Every request of the measured run: those with a response and those without."""
-        return self.responses + sum(self.errors.values())
-
-    def error_count(self, is_error: Any) -> int:
-        """Requests without a response plus responses whose status ``is_error(status)``."""
-        bad = sum(count for status, count in self.statuses.items() if is_error(status))
-        return bad + sum(self.errors.values())
-
-    @property
-    def achieved_qps(self) -> float:
-        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
-
-    def merge(self, other: RunStats) -> None:
-        """Add ``other`` (run at the same time, by another process) into this one."""
-        self.latency.add(other.latency)
-        self.lag.add(other.lag)
-        for status, count in other.statuses.items():
-            self.statuses[status] = self.statuses.get(status, 0) + count
-        for reason, count in other.errors.items():
-            self.errors[reason] = self.errors.get(reason, 0) + count
-        self.elapsed = max(self.elapsed, other.elapsed)
-        self.target_qps += other.target_qps
-        self.connections += other.connections
-        self.workers += other.workers
-
-    def to_wire(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; :meth:`from_wire` restores it exactly."""
-        return {
-            "latencyHistogram": self.latency.encode().decode("ascii"),
-            "lagHistogram": self.lag.encode().decode("ascii"),
-            "histogramUnits": "usec",
-            "statusCodes": {str(k): v for k, v in sorted(self.statuses.items())},
-            "errorReasons": dict(sorted(self.errors.items())),
-            "elapsedSeconds": self.elapsed,
-            "targetQPS": self.target_qps,
-            "connections": self.connections,
-            "workers": self.workers,
-        }
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> RunStats:
-        stats = cls(
-            statuses={int(k): int(v) for k, v in data["statusCodes"].items()},
-            errors={str(k): int(v) for k, v in data["errorReasons"].items()},
-            elapsed=float(data["elapsedSeconds"]),
-            target_qps=float(data["targetQPS"]),
-            connections=int(data["connections"]),
-            workers=int(data["workers"]),
-        )
-        stats.latency.decode_and_add(data["latencyHistogram"])
-        if data.get("lagHistogram"):
-            stats.lag.decode_and_add(data["lagHistogram"])
-        return stats
+__all__ = ["HIGHEST_US", "LOWEST_US", "SIGNIFICANT_DIGITS", "RunStats", "new_histogram", "record_all"]
