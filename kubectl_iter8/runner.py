@@ -20,8 +20,8 @@ from . import conditions
 from .errors import TaskError
 from .experiment import Experiment, PreparedTask
 from .expressions import ExpressionError
-from .kube import KubeOptions
 from .host import Iter8Hooks
+from .kube import KubeOptions
 from .result import Result, TaskRecord
 from .storage import ExperimentStore
 from .task import TaskContext
