@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from kubectl_iter8.durations import format_duration
 from kubectl_iter8.errors import KubeForbiddenError, KubeNotFoundError, TaskError
 from kubectl_iter8.kube import GVR, Kube
+from kubectl_iter8.readiness import readiness
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 
 #: The chart's shorthand keys: what each names, and the condition it waits for.
@@ -51,34 +52,6 @@ class ReadyInputs(TaskInputs):
     @property
     def wanted(self) -> list[str]:
         return [self.condition] if self.condition else list(self.conditions)
-
-
-def readiness(obj: dict[str, Any], wanted: list[str]) -> str | None:
-    """None when ``obj`` is ready; otherwise why not, in a few words."""
-    meta = obj.get("metadata", {})
-    if meta.get("deletionTimestamp"):
-        return "it is being deleted"
-    if not wanted:
-        return None
-    status = obj.get("status") or {}
-    generation = meta.get("generation")
-    observed = status.get("observedGeneration")
-    if generation is not None and observed is None:
-        return "no status reported yet"
-    if generation is not None and observed < generation:
-        return f"its status is for generation {observed}, the object is at generation {generation}"
-    conditions = {str(c.get("type", "")).lower(): c for c in status.get("conditions") or []}
-    for name in wanted:
-        condition = conditions.get(name.lower())
-        if condition is None:
-            return f"condition {name} is not reported yet"
-        if condition.get("status") != "True":
-            reason = f" ({condition['reason']})" if condition.get("reason") else ""
-            return f"condition {name} is {condition.get('status')}{reason}"
-        cond_generation = condition.get("observedGeneration")
-        if generation is not None and cond_generation is not None and cond_generation < generation:
-            return f"condition {name} is for generation {cond_generation}, the object at {generation}"
-    return None
 
 
 class ReadyTask(Task[ReadyInputs]):

@@ -1,4 +1,26 @@
-"""The traffic controller and the A/B/n service (``kubectl iter8 controller serve``).
+"""The traffic controller (``kubectl iter8 controller serve``), contributed as a built-in plugin.
 
-Empty until the controller lands; it will contribute its commands through ``iter8_register_commands``.
+Modules, each small and documented with its concurrency role: :mod:`.config` (settings),
+:mod:`.cache` (informers), :mod:`.queue` (de-duplicating work queue with back-off),
+:mod:`.reconciler` (availability, weights, rendering, idempotent apply), :mod:`.status` (the
+status ConfigMap), :mod:`.finalizers`, :mod:`.errors`, :mod:`.leader` (Lease election),
+:mod:`.http` (health and metrics), :mod:`.manager` (the process that wires them),
+:mod:`.manifests` and :mod:`.commands`. Only the commands module is imported
+when the CLI starts; the rest is imported when ``serve`` or ``manifests`` runs.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kubectl_iter8.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def iter8_register_commands(cli: click.Group) -> None:
+    from .commands import controller
+
+    cli.add_command(controller)

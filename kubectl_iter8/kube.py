@@ -13,12 +13,15 @@ commands that do not touch a cluster start fast.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import (
@@ -88,6 +91,9 @@ ROLE_BINDINGS = GVR("rbac.authorization.k8s.io", "v1", "rolebindings")
 JOBS = GVR("batch", "v1", "jobs")
 CRON_JOBS = GVR("batch", "v1", "cronjobs")
 DEPLOYMENTS = GVR("apps", "v1", "deployments")
+CONFIGMAPS = GVR("", "v1", "configmaps")
+EVENTS = GVR("", "v1", "events")
+LEASES = GVR("coordination.k8s.io", "v1", "leases")
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ class Kube:
             raise UsageError(f"--kubeconfig: {exc.filename}: no such file") from None
         self.host = str(self.api.configuration.host)
         self.namespace = options.namespace or context_namespace or "default"
+        #: Seconds to wait before each retry of a transient failure; the controller shortens them,
+        #: because its work queue retries with its own back-off.
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self._discovered: dict[str, dict[str, GVR]] = {}
+        self._discovery_lock = threading.Lock()
 
     def close(self) -> None:
         self.api.close()
@@ -175,7 +186,7 @@ class Kube:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
         unanswered = 0
-        for delay in (*RETRY_DELAYS, None):
+        for delay in (*self.retry_delays, None):
             try:
                 response = self.api.call_api(
                     method, url, header_params=headers, body=body, _request_timeout=timeout
@@ -304,6 +315,189 @@ class Kube:
 
     def _ns(self, gvr: GVR, namespace: str | None) -> str | None:
         return (namespace or self.namespace) if gvr.namespaced else None
+
+    # ---------------------------------------------------------------------------------------------
+    # What the traffic controller needs: lists with their resourceVersion, watch streams,
+    # server-side apply, discovery of a kind's resource, and Events.
+
+    def list_versioned(
+        self, gvr: GVR, namespace: str | None, *, label_selector: str = ""
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """The items and the list's resourceVersion; ``namespace=None`` lists every namespace."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        ns = namespace if gvr.namespaced else None
+        body = self.request("GET", gvr.path(ns), query=query, what=(gvr.resource, _where(ns)))
+        items: builtins.list[dict[str, Any]] = body.get("items") or []
+        kind = str(body.get("kind") or "").removesuffix("List")
+        for item in items:  # list items carry neither kind nor apiVersion
+            item.setdefault("apiVersion", gvr.api_version)
+            if kind:
+                item.setdefault("kind", kind)
+        return items, str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch(
+        self,
+        gvr: GVR,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        resource_version: str = "",
+        timeout_seconds: int = 300,
+    ) -> WatchStream:
+        """Open a watch from ``resource_version`` (``namespace=None``: every namespace).
+
+        The stream yields the decoded events (``{"type": ..., "object": ...}``), ERROR events
+        included (a 410 ``Expired`` arrives that way), and ends when the server closes the watch.
+        An HTTP error answer raises :class:`KubeError` here, before any event.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        ns = namespace if gvr.namespaced else None
+        query = {"watch": "true", "timeoutSeconds": str(timeout_seconds), "allowWatchBookmarks": "true"}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        path = gvr.path(ns)
+        url = f"{self.host}{path}?{urllib.parse.urlencode(query)}"
+        headers = {"Accept": "application/json"}
+        self.api.update_params_for_auth(headers, None, ["BearerToken"], path, "GET", None)
+        try:
+            response = self.api.call_api(
+                "GET", url, header_params=headers, _request_timeout=(10, timeout_seconds + 10)
+            )
+        except (HTTPError, OSError, ApiException) as exc:
+            raise KubeUnreachableError(
+                f"cannot reach the Kubernetes API server at {self.host}: {_cause(exc)}"
+            ) from None
+        status = int(response.status)
+        if not 200 <= status < 300:
+            raise _error(status, response.read(), (gvr.resource, _where(ns)))
+        return WatchStream(response.response)
+
+    def apply_server_side(
+        self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None, *, field_manager: str
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` as ``field_manager``, taking over fields others own (force)."""
+        ns = self._ns(gvr, namespace)
+        name = obj["metadata"]["name"]
+        result: dict[str, Any] = self.request(
+            "PATCH",
+            gvr.path(ns, name),
+            query={"fieldManager": field_manager, "force": "true"},
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            what=_what(gvr, name, ns),
+        )
+        return result
+
+    def resource_for(self, api_version: str, kind: str) -> GVR:
+        """The resource that serves ``kind`` in ``api_version``, found through API discovery (cached).
+
+        :raises UsageError: when the API server serves no such kind.
+        """
+        with self._discovery_lock:
+            kinds = self._discovered.get(api_version)
+        if kinds is None:
+            group, _, version = api_version.rpartition("/")
+            path = f"/apis/{api_version}" if group else f"/api/{version}"
+            try:
+                body = self.request("GET", path, what=(f'API group "{api_version}"', ""))
+            except KubeNotFoundError:
+                body = {}
+            kinds = {}
+            for res in body.get("resources") or []:
+                if "/" in str(res.get("name", "")):
+                    continue  # subresources
+                kinds[str(res.get("kind"))] = GVR(
+                    group, version, str(res["name"]), bool(res.get("namespaced", True))
+                )
+            with self._discovery_lock:
+                self._discovered[api_version] = kinds
+        gvr = kinds.get(kind)
+        if gvr is None:
+            raise UsageError(f"the API server does not serve kind {kind!r} in {api_version!r}")
+        return gvr
+
+    def record_event(
+        self,
+        involved: dict[str, Any],
+        *,
+        reason: str,
+        message: str,
+        type: str = "Normal",
+        component: str = "iter8-controller",
+    ) -> dict[str, Any]:
+        """Create a core/v1 Event about ``involved`` (an object with apiVersion, kind and metadata)."""
+        meta = involved.get("metadata") or {}
+        namespace = meta.get("namespace") or self.namespace
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion", ""),
+                "kind": involved.get("kind", ""),
+                "name": meta.get("name", ""),
+                "namespace": namespace,
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        return self.create(EVENTS, event, namespace)
+
+
+class WatchStream:
+    """One open watch: iterate for events; :meth:`close` (from any thread) ends the iteration."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = False
+        self._iterating = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from urllib3.exceptions import HTTPError
+
+        self._iterating = True
+        buffer = b""
+        try:
+            for chunk in self._response.stream(65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip() and not self._closed:
+                yield json.loads(buffer)
+        except (HTTPError, OSError, ValueError) as exc:
+            if self._closed:
+                return
+            raise KubeUnreachableError(f"the watch stream broke: {_cause(exc)}") from None
+        finally:
+            self._closed = True
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """Stop reading: the iteration ends (thread-safe, idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        # shutdown() (urllib3 >= 2.3) unblocks a read in progress in another thread.
+        shutdown = getattr(self._response, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        if not self._iterating:
+            self._response.release_conn()
 
 
 def _merge_desired(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,212 @@
+"""``kubectl iter8 controller serve`` and ``kubectl iter8 controller manifests``.
+
+Imports of the controller machinery (and of the Kubernetes client) happen inside the commands, so
+that ``kubectl iter8 --help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kubectl_iter8.commands.common import CLIState, pass_state
+
+if TYPE_CHECKING:
+    from kubectl_iter8.registry import ResourceType
+
+    from .config import Settings
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def _setup_logging(log_format: str) -> None:
+    root = logging.getLogger()
+    formatter: logging.Formatter = (
+        JSONFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(message)s")
+    )
+    for handler in root.handlers or [logging.StreamHandler(sys.stderr)]:
+        handler.setFormatter(formatter)
+        if handler not in root.handlers:
+            root.addHandler(handler)
+
+
+def _types(state: CLIState, settings: Settings) -> list[ResourceType]:
+    registry = state.require_hooks().resource_types
+    types = {name: registry.get(name) for name in registry.names()}
+    for extra in settings.extra_resource_types:
+        types[extra.name] = extra
+    return [types[name] for name in sorted(types)]
+
+
+def _settings(config: str | None, **changes: Any) -> Settings:
+    from dataclasses import replace
+
+    from .config import Settings, load_config
+
+    settings = Settings()
+    if config:
+        settings = load_config(config, settings)
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+
+
+@click.group("controller")
+def controller() -> None:
+    """The traffic controller: keeps routing objects pointing at the versions that are ready."""
+
+
+@controller.command("serve")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Namespace to watch (repeatable; default: the context's).",
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (needs a ClusterRole).")
+@click.option("--config", metavar="FILE", help="YAML file with extra resourceTypes, defaultResync, workers.")
+@click.option(
+    "--http-address", default="127.0.0.1", show_default=True, help="Address of /healthz, /readyz, /metrics."
+)
+@click.option(
+    "--http-port", type=int, default=8080, show_default=True, help="Port of /healthz, /readyz, /metrics."
+)
+@click.option("--leader-elect", is_flag=True, help="Take part in leader election; only the leader writes.")
+@click.option(
+    "--lease-namespace", metavar="NS", help="Namespace of the election Lease (default: the first watched)."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text (default) or JSON.",
+)
+@click.option(
+    "--kubeconfig",
+    metavar="PATH",
+    help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
+)
+@click.option("--context", metavar="NAME", help="The kubeconfig context to use.")
+@pass_state
+def serve(
+    state: CLIState,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    config: str | None,
+    http_address: str,
+    http_port: int,
+    leader_elect: bool,
+    lease_namespace: str | None,
+    log_format: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Run the controller until interrupted (SIGINT or SIGTERM)."""
+    import signal
+    import threading
+
+    from kubectl_iter8.errors import UsageError
+    from kubectl_iter8.kube import Kube, KubeOptions
+
+    from .manager import Controller
+
+    if namespaces and all_namespaces:
+        raise UsageError("Either --namespace or --all-namespaces can be used, not both.")
+    options = KubeOptions(kubeconfig, context, None)
+    if not namespaces and not all_namespaces:
+        with Kube(options) as kube:
+            namespaces = (kube.namespace,)
+    settings = _settings(
+        config,
+        namespaces=None if all_namespaces else tuple(namespaces),
+        http_address=http_address,
+        http_port=http_port,
+        leader_elect=leader_elect,
+        lease_namespace=lease_namespace or (namespaces[0] if namespaces else "default"),
+        log_format=log_format,
+    )
+    _setup_logging(settings.log_format)
+    hooks = state.require_hooks()
+    types = {name: hooks.resource_types.get(name) for name in hooks.resource_types.names()}
+    ctl = Controller(
+        settings,
+        routers=hooks.routers,
+        resource_types=types,
+        kube_options=options,
+        canonical=hooks.resource_types.canonical,
+    )
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: ctl._stop.set())
+    log = logging.getLogger("kubectl_iter8.controller")
+    ctl.start()
+    scope = "all namespaces" if settings.namespaces is None else ", ".join(settings.namespaces)
+    log.info(
+        "controller started: watching %s, resource types %s, routers %s, http on %s:%s",
+        scope,
+        ", ".join(sorted(ctl.types)) or "none",
+        ", ".join(hooks.routers.names()) or "none",
+        settings.http_address,
+        ctl.http.port if ctl.http else http_port,
+    )
+    try:
+        ctl.serve_forever()
+    finally:
+        ctl.stop()
+        log.info("controller stopped")
+
+
+@controller.command("manifests")
+@click.option(
+    "-n", "--namespace", default="iter8-system", show_default=True, help="Where the controller runs."
+)
+@click.option(
+    "--cluster-scoped", is_flag=True, help="Watch every namespace: a ClusterRole instead of a Role."
+)
+@click.option(
+    "--config", metavar="FILE", help="The same configuration file serve gets (extra resource types)."
+)
+@click.option("--image", help="Container image (default: the project's image of this version).")
+@click.option("--http-port", type=int, default=8080, show_default=True, help="Port of the HTTP endpoints.")
+@pass_state
+def manifests_command(
+    state: CLIState,
+    namespace: str,
+    cluster_scoped: bool,
+    config: str | None,
+    image: str | None,
+    http_port: int,
+) -> None:
+    """Print the controller's ServiceAccount, RBAC, Deployment and Service (for kubectl apply -f -)."""
+    import yaml
+
+    from .manifests import IMAGE, manifests
+
+    settings = _settings(config)
+    objects = manifests(
+        _types(state, settings),
+        namespace=namespace,
+        cluster_scoped=cluster_scoped,
+        image=image or IMAGE,
+        http_port=http_port,
+    )
+    click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)

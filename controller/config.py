@@ -1,0 +1,130 @@
+"""Settings of the traffic controller: one dataclass, filled from flags and an optional YAML file.
+
+Every timing is a field so that tests can run the real controller with short periods (a resync
+every second, leases of two seconds) and production keeps Iter8's calm defaults. The YAML file
+(``--config``) may add resource types the plugins did not register and override a few settings::
+
+    resourceTypes:                     # Iter8's spelling (Group/Version/Resource) is accepted too
+      ksvc: {group: serving.knative.dev, version: v1, resource: services, kind: Service,
+             conditions: [Ready]}
+    defaultResync: 5m
+    workers: 4
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kubectl_iter8.errors import UsageError
+from kubectl_iter8.registry import ResourceType
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the controller runs."""
+
+    #: Namespaces to watch; ``None`` watches every namespace (cluster-scoped install).
+    namespaces: tuple[str, ...] | None = ("default",)
+    #: Seconds between two full resyncs (every routemap is reconciled again, level-based).
+    resync_period: float = 900.0
+    #: Reconciles that may run at once (different routemaps; one routemap is never reconciled twice at once).
+    workers: int = 2
+    #: Address and port of /healthz, /readyz and /metrics (port 0: any free port).
+    http_address: str = "127.0.0.1"
+    http_port: int = 8080
+    #: Whether to take part in leader election; without it this process always writes.
+    leader_elect: bool = False
+    #: The Lease used for election, and where it lives.
+    lease_name: str = "iter8-controller"
+    lease_namespace: str = "default"
+    #: Who this process is in the Lease (``holderIdentity``): ``$POD_NAME`` in a cluster.
+    identity: str = field(
+        default_factory=lambda: os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    )
+    #: A Lease not renewed for this long may be taken over by another candidate.
+    lease_duration: float = 15.0
+    #: The leader stops writing when it could not renew for this long (must be below lease_duration).
+    renew_deadline: float = 10.0
+    #: Seconds between two attempts to acquire or renew the Lease.
+    retry_period: float = 2.0
+    #: Per-key back-off after failed reconciles: first delay, doubled per failure up to the maximum.
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    #: Server-side timeout of each watch request; the informer re-watches from its resourceVersion.
+    watch_timeout: int = 300
+    #: Back-off of an informer whose list or watch failed: first delay, doubled up to the maximum.
+    watch_backoff_base: float = 0.5
+    watch_backoff_max: float = 30.0
+    #: Retries (with these delays) of one API request before the reconcile fails and is requeued.
+    request_retry_delays: tuple[float, ...] = (0.1, 0.3)
+    #: Resource types from the configuration file, on top of those registered by plugins.
+    extra_resource_types: tuple[ResourceType, ...] = ()
+    #: ``text`` or ``json`` log lines.
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.leader_elect and self.renew_deadline >= self.lease_duration:
+            raise UsageError("the renew deadline must be shorter than the lease duration")
+        if self.workers < 1:
+            raise UsageError("workers must be at least 1")
+
+
+_TYPE_KEYS = {"group": "group", "version": "version", "resource": "resource", "kind": "kind"}
+
+
+def _resource_type(name: str, raw: Any) -> ResourceType:
+    if not isinstance(raw, dict):
+        raise UsageError(f"resourceTypes.{name}: expected a mapping")
+    values = {str(k).lower(): v for k, v in raw.items()}
+    unknown = sorted(set(values) - {*_TYPE_KEYS, "conditions"})
+    if unknown:
+        raise UsageError(f"resourceTypes.{name}: unknown keys {', '.join(unknown)}")
+    if not values.get("resource") or not values.get("version"):
+        raise UsageError(f"resourceTypes.{name}: version and resource are required")
+    conditions = values.get("conditions") or []
+    if not isinstance(conditions, list):
+        raise UsageError(f"resourceTypes.{name}.conditions: expected a list of condition types")
+    # Iter8 v0.14 spelled a condition as {name, status}; keep the name.
+    names = tuple(str(c.get("name") if isinstance(c, dict) else c) for c in conditions)
+    resource = str(values["resource"])
+    kind = str(values.get("kind") or resource.rstrip("s").capitalize())
+    return ResourceType(name, str(values.get("group") or ""), str(values["version"]), resource, kind, names)
+
+
+def load_config(path: str | Path, settings: Settings) -> Settings:
+    """``settings`` with what the YAML file at ``path`` adds or overrides.
+
+    :raises UsageError: naming the file and the key when the file is malformed.
+    """
+    import yaml
+
+    from kubectl_iter8.durations import parse_duration
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise UsageError(f"--config: {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config: {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"--config: {path}: expected a mapping")
+    known = {"resourceTypes", "defaultResync", "workers", "logFormat"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UsageError(f"--config: {path}: unknown keys {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    types = raw.get("resourceTypes") or {}
+    if not isinstance(types, dict):
+        raise UsageError(f"--config: {path}: resourceTypes must map short names to types")
+    changes["extra_resource_types"] = tuple(_resource_type(str(k), v) for k, v in types.items())
+    if "defaultResync" in raw:
+        changes["resync_period"] = parse_duration(str(raw["defaultResync"]))
+    if "workers" in raw:
+        changes["workers"] = int(raw["workers"])
+    if "logFormat" in raw:
+        changes["log_format"] = str(raw["logFormat"])
+    return replace(settings, **changes)

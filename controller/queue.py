@@ -1,0 +1,138 @@
+"""A keyed, de-duplicating work queue with per-key exponential back-off (client-go's workqueue).
+
+Concurrency model: informer threads call :meth:`WorkQueue.add` for every event that may matter to
+a key; worker threads loop on :meth:`WorkQueue.get` / :meth:`WorkQueue.done`. Three rules make the
+controller level-based and safe:
+
+* a key waiting in the queue is not added twice (ten events for one routemap cause one reconcile,
+  which reads the latest cache anyway);
+* a key being processed is never handed to a second worker; if it is added meanwhile, it is
+  marked dirty and queued again when the first worker calls :meth:`done`;
+* a failed key comes back after :meth:`backoff` (``base * 2**failures``, capped), and
+  :meth:`forget` resets its failure count once it succeeds.
+
+Delayed adds sit in a heap; :meth:`get` wakes up for the earliest one. Everything is guarded by one
+condition variable, and :meth:`shutdown` wakes every waiting worker.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    """Keys to reconcile, each at most once in the queue and at most once in flight."""
+
+    def __init__(self, *, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._delayed: list[tuple[float, int, K]] = []
+        self._sequence = 0
+        self._failures: dict[K, int] = {}
+        self._shutdown = False
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    def add(self, key: K) -> None:
+        """Queue ``key`` unless it is already waiting (processing keys are re-queued on :meth:`done`)."""
+        with self._cond:
+            if self._shutdown or key in self._dirty:
+                return
+            self._dirty.add(key)
+            if key not in self._processing:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Queue ``key`` in ``delay`` seconds (at once when ``delay <= 0``)."""
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            if self._shutdown:
+                return
+            self._sequence += 1
+            heapq.heappush(self._delayed, (time.monotonic() + delay, self._sequence, key))
+            self._cond.notify()
+
+    def backoff(self, key: K) -> float:
+        """Queue ``key`` again after its next back-off delay; returns the delay."""
+        with self._cond:
+            failures = self._failures.get(key, 0)
+            self._failures[key] = failures + 1
+        delay = float(min(self.backoff_base * (2.0**failures), self.backoff_max))
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """``key`` succeeded: its next failure starts the back-off from the beginning."""
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def failures(self, key: K) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    def _promote_due(self) -> float | None:
+        """Move due delayed keys into the queue; seconds until the next one, or None."""
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            if key not in self._dirty:
+                self._dirty.add(key)
+                if key not in self._processing:
+                    self._queue.append(key)
+        return self._delayed[0][0] - now if self._delayed else None
+
+    def get(self, timeout: float | None = None) -> K | None:
+        """The next key to process (now owned by the caller until :meth:`done`), or None on
+        shutdown or after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._shutdown:
+                    return None
+                wait = self._promote_due()
+                if self._queue:
+                    key = self._queue.popleft()
+                    self._dirty.discard(key)
+                    self._processing.add(key)
+                    return key
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = left if wait is None else min(wait, left)
+                self._cond.wait(wait)
+
+    def done(self, key: K) -> None:
+        """The caller finished ``key``; if it was added meanwhile, it is queued again."""
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def __len__(self) -> int:
+        """Keys waiting now (delayed keys not yet due are not counted)."""
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def depth(self) -> int:
+        return len(self)
+
+    def shutdown(self) -> None:
+        """Wake every waiting worker; :meth:`get` returns None from now on."""
+        with self._cond:
+            self._shutdown = True
+            self._cond.notify_all()

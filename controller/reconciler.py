@@ -1,0 +1,215 @@
+"""From the cache to routing objects: availability, weights, rendering, and idempotent apply.
+
+The first half is pure (no API, no clock): :func:`plan` reads a routemap and the cached objects of
+its resources and decides, per version, whether it is available and which weight it gets;
+:func:`desired_objects` asks the router plugin to render and stamps each object with the
+namespace, the owner reference and a digest of what was rendered. Tests call these directly.
+
+**Availability.** A version is available when every one of its resources has a known type, is in
+the cache (it exists *and* carries ``iter8.tools/watch: "true"``), is not being deleted, and meets
+its type's readiness rule (:func:`kubectl_iter8.readiness.readiness`: conditions True with a
+current observedGeneration).
+
+**Weights.** The annotation ``iter8.tools/weight`` on any of the version's resources wins over the
+routemap's ``weight``; when several resources carry one, the first in the routemap's order wins
+(Iter8 looked only at the first resource; any is friendlier to ``kubectl annotate``). Without
+either the weight is 1. An unavailable version gets 0; when every weight is 0 the primary
+(version 0) gets 1, so the routing objects always send traffic somewhere.
+
+The second half, :class:`Applier`, applies objects with server-side apply (field manager
+``iter8-controller``, force) and skips the write when the live object already carries the digest
+of the same rendering and every rendered field: a resync of an unchanged routemap writes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kubectl_iter8.errors import Iter8Error
+from kubectl_iter8.readiness import readiness
+from kubectl_iter8.registry import ResourceType, RouterRegistry
+from kubectl_iter8.routemap import WATCH_LABEL, WEIGHT_ANNOTATION, RouteMap, RoutingState
+
+from .errors import PermanentError
+
+Obj = dict[str, Any]
+#: (resource type name, namespace, name)
+ResourceId = tuple[str, str, str]
+Lookup = Callable[[str, str, str], Obj | None]
+
+FIELD_MANAGER = "iter8-controller"
+#: Digest of the rendered object, so an unchanged rendering is recognised without a write.
+DIGEST_ANNOTATION = "iter8.tools/applied-digest"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "iter8"}
+ROUTEMAP_LABEL = "iter8.tools/routemap"
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """What the controller decided for one version."""
+
+    name: str
+    available: bool
+    weight: int
+    #: Why the version is unavailable (None when available).
+    reason: str | None
+    resources: tuple[ResourceId, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    versions: tuple[VersionPlan, ...]
+
+    @property
+    def state(self) -> RoutingState:
+        return RoutingState(
+            available=tuple(v.available for v in self.versions),
+            weights=tuple(v.weight for v in self.versions),
+        )
+
+    def unavailable_resources(self) -> frozenset[ResourceId]:
+        return frozenset(r for v in self.versions if not v.available for r in v.resources)
+
+
+def resource_ids(routemap: RouteMap, types: Mapping[str, ResourceType]) -> list[tuple[ResourceId, ...]]:
+    """Per version, the resources it is made of: the type by its canonical name (``types`` may
+    answer for aliases too), the namespace defaulted to the routemap's."""
+
+    def kind(short: str) -> str:
+        rtype = types.get(short)
+        return rtype.name if rtype is not None else short
+
+    return [
+        tuple(
+            (kind(ref.gvr_short), ref.namespace or routemap.namespace, ref.name) for ref in version.resources
+        )
+        for version in routemap.spec.versions
+    ]
+
+
+def _weight_annotation(obj: Obj) -> int | None:
+    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(WEIGHT_ANNOTATION)
+    if text is None:
+        return None
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _availability(rid: ResourceId, obj: Obj | None, types: Mapping[str, ResourceType]) -> str | None:
+    kind, namespace, name = rid
+    where = f'{kind} "{namespace}/{name}"'
+    rtype = types.get(kind)
+    if rtype is None:
+        return f"{where}: unknown resource type {kind!r}"
+    if obj is None:
+        return f"{where} does not exist or is not labelled {WATCH_LABEL}=true"
+    why = readiness(obj, list(rtype.conditions))
+    return None if why is None else f"{where}: {why}"
+
+
+def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) -> Plan:
+    """Availability and weights of every version, from the cache only."""
+    versions = []
+    for version, rids in zip(routemap.spec.versions, resource_ids(routemap, types), strict=True):
+        objs = [lookup(*rid) for rid in rids]
+        reason = next(
+            (why for rid, obj in zip(rids, objs, strict=True) if (why := _availability(rid, obj, types))),
+            None,
+        )
+        annotated = next(
+            (w for obj in objs if obj is not None and (w := _weight_annotation(obj)) is not None), None
+        )
+        weight = annotated if annotated is not None else (version.weight if version.weight is not None else 1)
+        available = reason is None
+        versions.append(VersionPlan(version.label, available, weight if available else 0, reason, rids))
+    if versions and all(v.weight == 0 for v in versions):
+        first = versions[0]
+        versions[0] = VersionPlan(first.name, first.available, 1, first.reason, first.resources)
+    return Plan(tuple(versions))
+
+
+def digest(obj: Obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def desired_objects(routemap: RouteMap, state: RoutingState, routers: RouterRegistry) -> list[Obj]:
+    """The routing objects the routemap's router renders, ready to apply.
+
+    :raises PermanentError: no ``routing``-less routemap raises (it renders nothing); an unknown
+        router, an invalid router config, or a rendering that fails or is malformed does.
+    """
+    routing = routemap.spec.routing
+    if routing is None:
+        return []
+    try:
+        router = routers.get(routing.router)
+    except Iter8Error as exc:
+        raise PermanentError(str(exc)) from None
+    try:
+        config: BaseModel = router.Config.model_validate(routing.options())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'routing'}: {e['msg']}" for e in exc.errors())
+        raise PermanentError(f"routing options for router {routing.router!r}: {problems}") from None
+    try:
+        rendered = router.render(routemap, state, config)
+    except Iter8Error as exc:
+        raise PermanentError(f"router {routing.router!r}: {exc}") from None
+    except Exception as exc:
+        raise PermanentError(f"router {routing.router!r} failed: {type(exc).__name__}: {exc}") from exc
+    owner = routemap.owner_reference()
+    return [stamp(obj, routemap.namespace, owner, who=f"router {routing.router!r}") for obj in rendered]
+
+
+def stamp(obj: Obj, namespace: str, owner: Obj, *, who: str = "the controller") -> Obj:
+    """``obj`` in ``namespace``, owned by ``owner`` (the routemap), labelled, with its digest annotation."""
+    if not isinstance(obj, dict) or not obj.get("apiVersion") or not obj.get("kind"):
+        raise PermanentError(f"{who} rendered an object without apiVersion or kind")
+    out = copy.deepcopy(obj)
+    meta = out.setdefault("metadata", {})
+    if not meta.get("name"):
+        raise PermanentError(f"{who} rendered a {out['kind']} without metadata.name")
+    meta["namespace"] = namespace
+    meta["ownerReferences"] = [owner]
+    meta["labels"] = {**(meta.get("labels") or {}), **MANAGED_BY, ROUTEMAP_LABEL: str(owner.get("name", ""))}
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(DIGEST_ANNOTATION, None)
+    meta["annotations"] = annotations
+    annotations[DIGEST_ANNOTATION] = digest(out)
+    return out
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether every field of ``desired`` has the same value in ``live`` (lists compared item by item)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return bool(live == desired)
+
+
+def up_to_date(live: Obj | None, desired: Obj) -> bool:
+    """True when applying ``desired`` would change nothing: same digest and every field in place.
+
+    The digest catches fields a new rendering *drops* (server-side apply removes them, a subset
+    check cannot see it); the subset check catches someone else having edited the object.
+    """
+    if live is None:
+        return False
+    live_digest = ((live.get("metadata") or {}).get("annotations") or {}).get(DIGEST_ANNOTATION)
+    desired_digest = desired["metadata"]["annotations"][DIGEST_ANNOTATION]
+    return bool(live_digest == desired_digest) and contains(live, desired)

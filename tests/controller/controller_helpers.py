@@ -1,0 +1,192 @@
+"""Helpers of the controller tests: resource types, fast settings, object builders, the harness.
+
+The controller runs in the test process (its threads against the ``fake_kube`` server, over real
+HTTP and real watch streams) with short timings. A separate module rather than conftest.py, so that
+``from controller_helpers import ...`` can never pick up another directory's conftest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from iter8_controller_test_plugin import RouteListRouter
+from kubectl_iter8.controller.config import Settings
+from kubectl_iter8.controller.manager import Controller
+from routing_invariant import History, routed_versions, violations
+
+from kubectl_iter8.registry import ResourceType, RouterRegistry
+from kubectl_iter8.testing import FakeKube
+
+TYPES = {
+    "deploy": ResourceType("deploy", "apps", "v1", "deployments", "Deployment", ("Available",)),
+    "svc": ResourceType("svc", "", "v1", "services", "Service"),
+    "cm": ResourceType("cm", "", "v1", "configmaps", "ConfigMap"),
+}
+
+FAST = Settings(
+    namespaces=("default",),
+    resync_period=1.0,
+    workers=2,
+    http_port=0,
+    lease_namespace="default",
+    lease_duration=1.5,
+    renew_deadline=1.0,
+    retry_period=0.2,
+    backoff_base=0.05,
+    backoff_max=0.5,
+    watch_timeout=5,
+    watch_backoff_base=0.05,
+    watch_backoff_max=0.5,
+    request_retry_delays=(0.05,),
+)
+
+
+def routers() -> RouterRegistry:
+    registry = RouterRegistry()
+    registry.current_plugin = "tests"
+    registry.register(RouteListRouter())
+    return registry
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def deployment(name: str, **annotations: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "labels": {"iter8.tools/watch": "true", "app": name},
+            **({"annotations": annotations} if annotations else {}),
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "example/app"}]},
+            },
+        },
+    }
+
+
+def is_available(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
+
+
+def create_version(kube: FakeKube, name: str, *, ready: bool = True, **annotations: str) -> None:
+    """A Service and a Deployment named ``name``; waits until the Deployment is Available if ``ready``."""
+    kube.create(service(name))
+    if ready:
+        kube.controllers.deployments = 0.0
+        kube.create(deployment(name, **annotations))
+        kube.wait_for("deployments", name, is_available)
+    else:
+        kube.controllers.deployments = "never"
+        kube.create(deployment(name, **annotations))
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {"iter8.tools/watch": "true"}},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80}]},
+    }
+
+
+def routemap(
+    name: str,
+    versions: list[dict[str, Any]],
+    *,
+    strategy: str = "blue-green",
+    router: str = "test",
+    **options: Any,
+) -> dict[str, Any]:
+    import yaml
+
+    spec = {"versions": versions, "routing": {"router": router, "strategy": strategy, **options}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": {"iter8.tools/kind": "routemap"}},
+        "data": {"strSpec": yaml.safe_dump(spec)},
+    }
+
+
+def app_versions(*names: str, weights: list[int | None] | None = None) -> list[dict[str, Any]]:
+    out = []
+    for index, name in enumerate(names):
+        version: dict[str, Any] = {
+            "resources": [{"gvrShort": "svc", "name": name}, {"gvrShort": "deploy", "name": name}]
+        }
+        if weights is not None and weights[index] is not None:
+            version["weight"] = weights[index]
+        out.append(version)
+    return out
+
+
+def routes(kube: FakeKube, name: str = "app") -> dict[str, int | str] | None:
+    """Version name -> weight (or "match"/"mirror:N"/"default") of the routing ConfigMap, or None."""
+    if not kube.exists("configmaps", f"{name}-routing"):
+        return None
+    data = kube.get("configmaps", f"{name}-routing")["data"]
+    out: dict[str, int | str] = {}
+    for r in json.loads(data["routes"]):
+        if "weight" in r:
+            out[r["name"]] = r["weight"]
+        elif "match" in r:
+            out[r["name"]] = "match"
+        elif "mirror" in r:
+            out[r["name"]] = f"mirror:{r['mirror']}"
+        else:
+            out[r["name"]] = "default"
+    return out
+
+
+class Harness:
+    """Starts controllers against one fake and stops them; checks the invariant at the end."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+        self.history = History.attach(kube)
+        self.controllers: list[Controller] = []
+        #: How the final invariant check reads the routing objects (the test router's by default).
+        self.destinations: Any = routed_versions
+
+    def start(self, *, router_registry: RouterRegistry | None = None, **changes: Any) -> Controller:
+        settings = replace(FAST, **changes)
+        ctl = Controller(settings, routers=router_registry or routers(), resource_types=TYPES)
+        ctl.start()
+        self.controllers.append(ctl)
+        assert ctl.wait_synced(10)
+        return ctl
+
+    def stop(self, ctl: Controller, *, release: bool = True) -> None:
+        if ctl in self.controllers:
+            self.controllers.remove(ctl)
+            ctl.stop(release=release)
+
+    def check_invariant(self, *, at_least: int = 1, destinations: Any = routed_versions) -> int:
+        checked, problems = violations(self.kube.audit, list(self.history.events), destinations)
+        assert not problems, "\n".join(problems)
+        assert checked >= at_least, f"only {checked} routing writes were checked"
+        return checked
+
+    def close(self) -> None:
+        for ctl in list(self.controllers):
+            self.stop(ctl)

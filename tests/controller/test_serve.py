@@ -1,0 +1,144 @@
+"""The controller's commands and HTTP port: ``serve`` as a real process, ``manifests``, and the endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+from controller_helpers import Harness, app_versions, create_version, routemap, routes, wait_until
+
+from kubectl_iter8.testing import FakeKube
+
+HERE = Path(__file__).resolve().parent
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_health_ready_and_metrics_endpoints(harness: Harness, fake_kube: FakeKube) -> None:
+    create_version(fake_kube, "v1")
+    create_version(fake_kube, "v2")
+    fake_kube.create(routemap("app", app_versions("v1", "v2", weights=[70, 30])))
+    ctl = harness.start()
+    assert ctl.http is not None
+    port = ctl.http.port
+    wait_until(lambda: routes(fake_kube) == {"v1": 70, "v2": 30}, what="routes")
+    assert http_get(port, "/healthz") == (200, "ok\n")
+    assert http_get(port, "/readyz") == (200, "ok\n")
+    wait_until(lambda: 'version="v2"} 30' in http_get(port, "/metrics")[1], what="the applied weight metric")
+    status, text = http_get(port, "/metrics")
+    assert status == 200
+    assert 'iter8_controller_applied_weight{namespace="default",routemap="app",version="v1"} 70' in text
+    assert 'iter8_controller_reconciles_total{result="success"}' in text
+    assert "iter8_controller_is_leader 1" in text
+    assert http_get(port, "/nosuch")[0] == 404
+
+
+def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "resourceTypes:\n  ksvc: {group: serving.knative.dev, version: v1, resource: services, conditions: [Ready]}\n"
+    )
+    out = cli("controller", "manifests", "--namespace", "default", "--config", str(config))
+    assert out.code == 0, out.err
+    docs = list(yaml.safe_load_all(out.out))
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"]
+    rules = docs[1]["rules"]
+    knative = next(r for r in rules if r["apiGroups"] == ["serving.knative.dev"])
+    assert knative == {
+        "apiGroups": ["serving.knative.dev"],
+        "resources": ["services"],
+        "verbs": ["get", "list", "watch", "patch"],
+    }
+    assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in rules)
+    deleting = {res for r in rules if "delete" in r["verbs"] for res in r["resources"]}
+    assert deleting == {"configmaps", "virtualservices", "httproutes", "inferenceservices"}
+    assert any(r["resources"] == ["leases"] for r in rules)
+    container = docs[3]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:4] == ["controller", "serve", "--namespace", "default"]
+    assert container["image"].startswith("ghcr.io/kubectl-iter8/kubectl-iter8:v")
+    applied = fake_kube.kubectl("apply", "-f", "-", input=out.out)
+    assert applied.returncode == 0, applied.stderr
+    assert fake_kube.exists("deployments", "iter8-controller")
+
+    scoped = cli("controller", "manifests", "--cluster-scoped")
+    kinds = [d["kind"] for d in yaml.safe_load_all(scoped.out)]
+    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+    assert (
+        "--all-namespaces"
+        in next(d for d in yaml.safe_load_all(scoped.out) if d["kind"] == "Deployment")["spec"]["template"][
+            "spec"
+        ]["containers"][0]["args"]
+    )
+
+
+def test_serve_flags_are_checked(cli) -> None:
+    out = cli("controller", "serve", "-n", "a", "--all-namespaces")
+    assert out.code == 2
+    assert "Either --namespace or --all-namespaces" in out.err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_as_a_process_and_stops_on_sigterm(fake_kube: FakeKube, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "resourceTypes:\n"
+        "  deploy: {group: apps, version: v1, resource: deployments, kind: Deployment, conditions: [Available]}\n"
+        "  svc: {version: v1, resource: services, kind: Service}\n"
+        "defaultResync: 1s\n"
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        **fake_kube.env(),
+        "ITER8_PLUGINS": "iter8_controller_test_plugin",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+    }
+    log = tmp_path / "controller.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--namespace", "default",
+             "--config", str(config), "--http-port", str(port), "--log-format", "json", "--leader-elect"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            wait_until(
+                lambda: http_get(port, "/readyz")[0] == 200,
+                timeout=20,
+                what=f"/readyz; log: {log.read_text()}",
+            )
+            create_version(fake_kube, "v1")
+            create_version(fake_kube, "v2")
+            fake_kube.create(routemap("app", app_versions("v1", "v2", weights=[60, 40])))
+            wait_until(lambda: routes(fake_kube) == {"v1": 60, "v2": 40}, what="routes from the process")
+            assert fake_kube.get("leases", "iter8-controller")["spec"]["holderIdentity"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(15)
+    assert code == 0, log.read_text()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert any(m.startswith("controller started: watching default") for m in messages), messages
+    assert "controller stopped" in messages
+    # A clean stop released the lease.
+    assert fake_kube.get("leases", "iter8-controller")["spec"]["holderIdentity"] == ""
