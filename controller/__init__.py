@@ -22,5 +22,7 @@ if TYPE_CHECKING:
 @hookimpl
 def iter8_register_commands(cli: click.Group) -> None:
     from .commands import controller
+    from .release import release
 
     cli.add_command(controller)
+    cli.add_command(release)
