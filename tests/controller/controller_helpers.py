@@ -25,6 +25,9 @@ TYPES = {
     "deploy": ResourceType("deploy", "apps", "v1", "deployments", "Deployment", ("Available",)),
     "svc": ResourceType("svc", "", "v1", "services", "Service"),
     "cm": ResourceType("cm", "", "v1", "configmaps", "ConfigMap"),
+    "isvc": ResourceType(
+        "isvc", "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService", ("Ready",)
+    ),
 }
 
 FAST = Settings(

@@ -32,6 +32,7 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "deploy": ("deployments.apps", ("Available",)),
     "svc": ("services", ()),
     "cm": ("configmaps", ()),
+    "isvc": ("inferenceservices.serving.kserve.io", ("Ready",)),
 }
 
 
