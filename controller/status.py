@@ -27,6 +27,14 @@ def status_name(routemap_name: str) -> str:
     return routemap_name + STATUS_SUFFIX
 
 
+def _loader(yaml: Any) -> Any:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _dumper(yaml: Any) -> Any:
+    return getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def read_status(live: Obj | None) -> dict[str, Any]:
     """The status stored in a live status ConfigMap (empty when absent or unreadable)."""
     import yaml
@@ -34,7 +42,8 @@ def read_status(live: Obj | None) -> dict[str, Any]:
     if live is None:
         return {}
     try:
-        status = yaml.safe_load((live.get("data") or {}).get("status") or "")
+        # libyaml when present: a resync parses one status per routemap, and pure Python is slow.
+        status = yaml.load((live.get("data") or {}).get("status") or "", Loader=_loader(yaml))
     except yaml.YAMLError:
         return {}
     return status if isinstance(status, dict) else {}
@@ -93,7 +102,7 @@ def status_object(
                 "name": status_name(meta["name"]),
                 "labels": {KIND_LABEL: STATUS_KIND, **MANAGED_BY},
             },
-            "data": {"status": yaml.safe_dump(status, sort_keys=False)},
+            "data": {"status": yaml.dump(status, Dumper=_dumper(yaml), sort_keys=False)},
         },
         meta.get("namespace") or "",
         owner,
