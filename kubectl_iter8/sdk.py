@@ -1,0 +1,268 @@
+"""Client SDK of the A/B/n service: which version a user gets, and metric values written back.
+
+::
+
+    from kubectl_iter8.sdk import Client
+
+    with Client("iter8.iter8-system:50051", timeout=0.5) as abn:
+        version = abn.lookup("default/backend", user_id)      # 0 when the service cannot answer
+        ...
+        abn.write_metric("default/backend", user_id, "sales", 12.5)
+
+:class:`AsyncClient` has the same methods as coroutines (``grpc.aio``).
+
+**Fallback.** :meth:`Client.lookup` never raises an RPC error: when the service cannot answer
+(unreachable, timed out after ``timeout`` seconds, unknown application, any other gRPC error) it
+logs a warning on the ``kubectl_iter8.sdk`` logger and returns version **0**, the routemap's
+primary, so a frontend keeps working when the service is down. :meth:`Client.write_metric` raises
+:class:`grpc.RpcError` (with the service's status code: ``INVALID_ARGUMENT``, ``NOT_FOUND``,
+``UNAVAILABLE``, ``DEADLINE_EXCEEDED``...); a write that returned without error is stored.
+
+The wire contract is ``abn.proto`` (Iter8 v1.1's), shipped in :mod:`kubectl_iter8.controller.abn`.
+It is compiled at first use with grpcio-tools' protoc into message classes of a private descriptor
+pool (kept in memory for the process); no generated code is committed or installed. The SDK itself
+needs only grpcio and protobuf at run time, plus grpcio-tools for that one compilation.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
+
+__all__ = [
+    "FALLBACK_VERSION",
+    "LOOKUP",
+    "SERVICE",
+    "WRITE_METRIC",
+    "AsyncClient",
+    "Client",
+    "Protocol",
+    "protocol",
+]
+
+log = logging.getLogger(__name__)
+
+SERVICE = "main.ABN"
+LOOKUP = f"/{SERVICE}/Lookup"
+WRITE_METRIC = f"/{SERVICE}/WriteMetric"
+#: What :meth:`Client.lookup` returns when the service cannot answer: the routemap's primary.
+FALLBACK_VERSION = 0
+PROTO_PACKAGE = "kubectl_iter8.controller.abn"
+PROTO_FILE = "abn.proto"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The message classes of ``abn.proto``."""
+
+    Application: type[Message]
+    VersionRecommendation: type[Message]
+    MetricValue: type[Message]
+    Empty: type[Message]
+
+
+_protocol: Protocol | None = None
+_protocol_lock = threading.Lock()
+
+
+def protocol() -> Protocol:
+    """The message classes, compiled from ``abn.proto`` on the first call and kept for the process."""
+    global _protocol
+    with _protocol_lock:
+        if _protocol is None:
+            _protocol = _compile()
+        return _protocol
+
+
+def _compile() -> Protocol:
+    import grpc_tools  # type: ignore[import-untyped]
+    from grpc_tools import protoc
+
+    text = resources.files(PROTO_PACKAGE).joinpath(PROTO_FILE).read_text(encoding="utf-8")
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    with tempfile.TemporaryDirectory(prefix="iter8-abn-") as tmp:
+        (Path(tmp) / PROTO_FILE).write_text(text, encoding="utf-8")
+        out = Path(tmp) / "abn.pb"
+        code = protoc.main(
+            [
+                "protoc",
+                f"--proto_path={tmp}",
+                f"--proto_path={well_known}",
+                f"--descriptor_set_out={out}",
+                "--include_imports",
+                PROTO_FILE,
+            ]
+        )
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"{PROTO_PACKAGE}/{PROTO_FILE} does not compile (protoc exit code {code})")
+        files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
+    pool = descriptor_pool.DescriptorPool()
+    for file in files:  # --include_imports lists dependencies first
+        pool.Add(file)
+
+    def message(name: str) -> type[Message]:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+    return Protocol(
+        Application=message("main.Application"),
+        VersionRecommendation=message("main.VersionRecommendation"),
+        MetricValue=message("main.MetricValue"),
+        Empty=message("google.protobuf.Empty"),
+    )
+
+
+def _serializer(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _deserializer(cls: type[Message]) -> Callable[[bytes], Message]:
+    return cls.FromString
+
+
+def _metric(p: Protocol, application: str, user: str, name: str, value: float) -> Message:
+    return p.MetricValue(name=name, value=repr(float(value)), application=application, user=user)
+
+
+def _warn_fallback(application: str, user: str, exc: grpc.RpcError) -> None:
+    # The errors grpc raises for calls are also grpc.Call (code, details); the stubs cannot say so.
+    code: Any = getattr(exc, "code", None)
+    details: Any = getattr(exc, "details", None)
+    log.warning(
+        "A/B/n lookup for application %r, user %r failed (%s: %s); using version %d",
+        application,
+        user,
+        getattr(code(), "name", "error") if callable(code) else "error",
+        details() if callable(details) else str(exc),
+        FALLBACK_VERSION,
+    )
+
+
+class Client:
+    """A synchronous client of the A/B/n service at ``target`` (``host:port``).
+
+    Each call waits at most ``timeout`` seconds. Without ``credentials`` the channel is plaintext.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 1.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._protocol = protocol()
+        self._channel = (
+            grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+        )
+        p = self._protocol
+        self._lookup = self._channel.unary_unary(
+            LOOKUP,
+            request_serializer=_serializer,
+            response_deserializer=_deserializer(p.VersionRecommendation),
+        )
+        self._write = self._channel.unary_unary(
+            WRITE_METRIC, request_serializer=_serializer, response_deserializer=_deserializer(p.Empty)
+        )
+
+    def lookup(self, application: str, user: str) -> int:
+        """The version number for ``user`` of ``application`` (``namespace/name``); 0 on any failure."""
+        try:
+            answer: Any = self._lookup(
+                self._protocol.Application(name=application, user=user), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            _warn_fallback(application, user, exc)
+            return FALLBACK_VERSION
+        return int(answer.versionNumber)
+
+    def write_metric(self, application: str, user: str, name: str, value: float) -> None:
+        """Record ``value`` of metric ``name`` for ``user``'s version.
+
+        :raises grpc.RpcError: when the service did not store it.
+        """
+        self._write(_metric(self._protocol, application, user, name, value), timeout=self.timeout)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """:class:`Client` for asyncio: the same methods, as coroutines. The channel opens on first use."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 1.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._credentials = credentials
+        self._protocol = protocol()
+        self._channel: grpc.aio.Channel | None = None
+
+    def _open(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = (
+                grpc.aio.secure_channel(self.target, self._credentials)
+                if self._credentials
+                else grpc.aio.insecure_channel(self.target)
+            )
+        return self._channel
+
+    async def lookup(self, application: str, user: str) -> int:
+        """The version number for ``user`` of ``application`` (``namespace/name``); 0 on any failure."""
+        p = self._protocol
+        call = self._open().unary_unary(
+            LOOKUP,
+            request_serializer=_serializer,
+            response_deserializer=_deserializer(p.VersionRecommendation),
+        )
+        try:
+            answer: Any = await call(p.Application(name=application, user=user), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            _warn_fallback(application, user, exc)
+            return FALLBACK_VERSION
+        return int(answer.versionNumber)
+
+    async def write_metric(self, application: str, user: str, name: str, value: float) -> None:
+        """Record ``value`` of metric ``name`` for ``user``'s version.
+
+        :raises grpc.RpcError: (``grpc.aio.AioRpcError``) when the service did not store it.
+        """
+        p = self._protocol
+        call = self._open().unary_unary(
+            WRITE_METRIC, request_serializer=_serializer, response_deserializer=_deserializer(p.Empty)
+        )
+        await call(_metric(p, application, user, name, value), timeout=self.timeout)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
