@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from kubectl_iter8.errors import Iter8Error, KubeConflictError, KubeError, UsageError
 from kubectl_iter8.kube import CONFIGMAPS, GVR, Kube, KubeOptions
@@ -474,8 +474,11 @@ class Controller:
         applied = [
             {"apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"]} for o in objects
         ]
-        self._prune(cm, applied)
-        self._write_status(cm, routemap, decided, applied, None)
+        # One read of the status serves both: only this controller writes it.
+        live = self._status_live(cm)
+        previous = read_status(live)
+        self._prune(cm, applied, previous)
+        self._write_status(cm, routemap, decided, applied, None, live=(live, previous))
         for rid in sorted(decided.unavailable_resources()):
             resource = self.lookup(*rid)
             if resource is not None and finalizers.is_deleting(resource):
@@ -483,7 +486,11 @@ class Controller:
             elif resource is None and rid not in (before or frozenset()):
                 self.queue.add(Key(*rid))  # newly drained and not watched: it may carry our finalizer
 
-    def _prune(self, cm: Obj, applied: list[dict[str, str]]) -> None:
+    def _status_live(self, cm: Obj) -> Obj | None:
+        meta = cm["metadata"]
+        return self.kube.find(CONFIGMAPS, status_name(meta["name"]), meta.get("namespace") or "")
+
+    def _prune(self, cm: Obj, applied: list[dict[str, str]], status: dict[str, Any]) -> None:
         """Delete routing objects this routemap had applied before and no longer renders.
 
         What was applied is read back from the status ConfigMap (so it survives restarts), and an
@@ -492,8 +499,7 @@ class Controller:
         """
         meta = cm["metadata"]
         namespace = meta.get("namespace") or ""
-        live = self.kube.find(CONFIGMAPS, status_name(meta["name"]), namespace)
-        previous = read_status(live).get("routingObjects")
+        previous = status.get("routingObjects")
         if not isinstance(previous, list):
             return
         keep = {(o["apiVersion"], o["kind"], o["name"]) for o in applied}
@@ -636,19 +642,27 @@ class Controller:
         decided: Plan | None,
         objects: list[dict[str, str]] | None,
         error: str | None,
+        *,
+        live: tuple[Obj | None, dict[str, Any]] | None = None,
     ) -> None:
-        """Apply the routemap's status ConfigMap if its content changed (see :mod:`.status`)."""
+        """Apply the routemap's status ConfigMap if its content changed (see :mod:`.status`).
+
+        :param live: the live status ConfigMap and its parsed status, when the caller has read them.
+        """
         meta = cm["metadata"]
         namespace = meta.get("namespace") or ""
-        live = self.kube.find(CONFIGMAPS, status_name(meta["name"]), namespace)
-        desired = status_object(cm, routemap, decided, objects, error, read_status(live))
-        if up_to_date(live, desired):
+        if live is None:
+            found = self._status_live(cm)
+            live = (found, read_status(found))
+        current, previous = live
+        desired = status_object(cm, routemap, decided, objects, error, previous)
+        if up_to_date(current, desired):
             return
         self._write(
             f"status {meta['name']}",
             lambda: self.kube.apply_server_side(CONFIGMAPS, desired, namespace, field_manager=FIELD_MANAGER),
         )
-        if live is None and not self._still_exists(cm):  # raced with the routemap's deletion
+        if current is None and not self._still_exists(cm):  # raced with the routemap's deletion
             self._write(
                 f"delete configmaps/{desired['metadata']['name']}",
                 functools.partial(self.kube.delete, CONFIGMAPS, desired["metadata"]["name"], namespace),

@@ -220,10 +220,9 @@ class Endpoint:
 
 def resolve(inputs: GrpcInputs) -> list[Endpoint]:
     """The endpoints to load, in order, each merged with the top level and given defaults."""
-    if inputs.endpoints:
-        named = [(f"grpc-{key}", endpoint) for key, endpoint in inputs.endpoints.items()]
-    else:
-        named = [("grpc", EndpointInputs.model_validate({}))]
+    from ..loadgen.metrics import named_endpoints
+
+    named = named_endpoints("grpc", inputs.endpoints, lambda: EndpointInputs.model_validate({}))
     return [_resolve_one(prefix, endpoint, inputs) for prefix, endpoint in named]
 
 

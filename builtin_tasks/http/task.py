@@ -159,10 +159,9 @@ class Endpoint:
 
 def resolve(inputs: HttpInputs) -> list[Endpoint]:
     """The endpoints to load, in order, each merged with the top level and given defaults."""
-    if inputs.endpoints:
-        named = [(f"http-{key}", endpoint) for key, endpoint in inputs.endpoints.items()]
-    else:
-        named = [("http", EndpointInputs.model_validate({}))]
+    from ..loadgen.metrics import named_endpoints
+
+    named = named_endpoints("http", inputs.endpoints, lambda: EndpointInputs.model_validate({}))
     return [_resolve_one(prefix, endpoint, inputs) for prefix, endpoint in named]
 
 

@@ -16,8 +16,8 @@ histograms, from which any other percentile can be read and results merged exact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from kubectl_iter8.result import Insights, MetricInfo
 
@@ -25,6 +25,18 @@ from .stats import RunStats, summarize
 
 #: Always reported, whatever the experiment asks for in addition (Iter8's list).
 DEFAULT_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
+
+
+E = TypeVar("E")
+
+
+def named_endpoints(
+    protocol: str, endpoints: Mapping[str, E] | None, default: Callable[[], E]
+) -> list[tuple[str, E]]:
+    """Metric prefixes with their endpoints: ``<protocol>-<name>`` per named endpoint, else ``<protocol>``."""
+    if endpoints:
+        return [(f"{protocol}-{key}", endpoint) for key, endpoint in endpoints.items()]
+    return [(protocol, default())]
 
 
 def percentile_name(percentile: float) -> str:
