@@ -12,6 +12,7 @@ from kubectl_iter8.registry import TaskRegistry
 
 @hookimpl
 def iter8_register_tasks(registry: TaskRegistry) -> None:
+    from .abn_metrics import AbnMetricsTask
     from .assess import AssessTask
     from .custom_metrics import CustomMetricsTask
     from .grpc import GrpcTask
@@ -22,5 +23,5 @@ def iter8_register_tasks(registry: TaskRegistry) -> None:
 
     for task in (RunTask, AssessTask, ReadyTask, HttpTask, GrpcTask):
         registry.register(task)
-    for reporting in (CustomMetricsTask, NotifyTask, SlackTask, GithubTask):
+    for reporting in (CustomMetricsTask, AbnMetricsTask, NotifyTask, SlackTask, GithubTask):
         registry.register(reporting)

@@ -90,6 +90,24 @@ def controller() -> None:
 @click.option(
     "--http-port", type=int, default=8080, show_default=True, help="Port of /healthz, /readyz, /metrics."
 )
+@click.option(
+    "--abn-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the A/B/n gRPC service (Lookup, WriteMetric) on this port (e.g. 50051; 0: any free port).",
+)
+@click.option(
+    "--abn-address", default="127.0.0.1", show_default=True, help="Address the A/B/n service listens on."
+)
+@click.option(
+    "--abn-store",
+    envvar="ITER8_ABN_STORE",
+    default="sqlite:iter8-abn.sqlite",
+    show_default=True,
+    metavar="URL",
+    help="Where A/B/n metrics are kept: sqlite:PATH, or redis://[:PASSWORD@]HOST[:PORT][/DB] for "
+    "several replicas (also $ITER8_ABN_STORE, which keeps a password off the command line).",
+)
 @click.option("--leader-elect", is_flag=True, help="Take part in leader election; only the leader writes.")
 @click.option(
     "--lease-namespace", metavar="NS", help="Namespace of the election Lease (default: the first watched)."
@@ -114,6 +132,9 @@ def serve(
     config: str | None,
     http_address: str,
     http_port: int,
+    abn_port: int | None,
+    abn_address: str,
+    abn_store: str,
     leader_elect: bool,
     lease_namespace: str | None,
     log_format: str | None,
@@ -140,6 +161,9 @@ def serve(
         namespaces=None if all_namespaces else tuple(namespaces),
         http_address=http_address,
         http_port=http_port,
+        abn_port=abn_port,
+        abn_address=abn_address,
+        abn_store=abn_store,
         leader_elect=leader_elect,
         lease_namespace=lease_namespace or (namespaces[0] if namespaces else "default"),
         log_format=log_format,
@@ -168,6 +192,8 @@ def serve(
         settings.http_address,
         ctl.http.port if ctl.http else http_port,
     )
+    if ctl.abn is not None:
+        log.info("A/B/n service on %s:%d, metrics in %s", abn_address, ctl.abn.port, ctl.abn.store_name)
     try:
         ctl.serve_forever()
     finally:
@@ -187,6 +213,19 @@ def serve(
 )
 @click.option("--image", help="Container image (default: the project's image of this version).")
 @click.option("--http-port", type=int, default=8080, show_default=True, help="Port of the HTTP endpoints.")
+@click.option(
+    "--abn-port",
+    type=click.IntRange(0, 65535),
+    default=50051,
+    show_default=True,
+    help="Port of the A/B/n gRPC service (0: no A/B/n service).",
+)
+@click.option(
+    "--abn-store-secret",
+    metavar="NAME",
+    help="Secret whose key 'url' names the A/B/n store (e.g. redis://:PASSWORD@redis:6379/0); "
+    "default: SQLite on an emptyDir volume (one replica).",
+)
 @pass_state
 def manifests_command(
     state: CLIState,
@@ -195,6 +234,8 @@ def manifests_command(
     config: str | None,
     image: str | None,
     http_port: int,
+    abn_port: int,
+    abn_store_secret: str | None,
 ) -> None:
     """Print the controller's ServiceAccount, RBAC, Deployment and Service (for kubectl apply -f -)."""
     import yaml
@@ -208,5 +249,7 @@ def manifests_command(
         cluster_scoped=cluster_scoped,
         image=image or IMAGE,
         http_port=http_port,
+        abn_port=abn_port,
+        abn_store_secret=abn_store_secret,
     )
     click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)

@@ -65,6 +65,11 @@ class Settings:
     extra_resource_types: tuple[ResourceType, ...] = ()
     #: ``text`` or ``json`` log lines.
     log_format: str = "text"
+    #: Port of the A/B/n gRPC service (None: not served; 0: any free port).
+    abn_port: int | None = None
+    abn_address: str = "127.0.0.1"
+    #: Where A/B/n metric values are kept: ``sqlite:<path>`` or ``redis://...`` (see abn.store).
+    abn_store: str = "sqlite:iter8-abn.sqlite"
 
     def __post_init__(self) -> None:
         if self.leader_elect and self.renew_deadline >= self.lease_duration:

@@ -28,3 +28,7 @@ class PermanentError(ReconcileError):
 
 class NotLeaderError(TemporaryError):
     """This process lost the leadership while reconciling: it must not write."""
+
+
+class NotReadyError(Exception):
+    """A question the controller cannot answer yet: its caches are not synced (A/B/n: UNAVAILABLE)."""

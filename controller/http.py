@@ -10,16 +10,27 @@ callables the manager passes), so they never block a reconcile.
 * ``/metrics``: ``iter8_controller_reconciles_total{result}``,
   ``iter8_controller_reconcile_duration_seconds`` (histogram), ``iter8_controller_queue_depth``,
   ``iter8_controller_applied_weight{namespace,routemap,version}``, ``iter8_controller_is_leader``,
-  ``iter8_controller_writes_total{kind}``, ``iter8_controller_watch_restarts_total``.
+  ``iter8_controller_writes_total{kind}``, ``iter8_controller_watch_restarts_total``, and the lines
+  of every :attr:`Metrics.collectors` (the A/B/n service adds its own);
+* further routes the manager passes (the A/B/n read side): handlers of the query parameters.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("kubectl_iter8.controller")
+
+#: (status, body, content type)
+Response = tuple[int, str, str]
+#: A route's handler: the query parameters (the first value of each) -> the response.
+Route = Callable[[dict[str, str]], Response]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -48,6 +59,8 @@ class Metrics:
         self.queue_depth: Callable[[], int] = lambda: 0
         self.is_leader: Callable[[], bool] = lambda: False
         self.watch_restarts: Callable[[], int] = lambda: 0
+        #: More metric families, each a callable returning complete text-format lines.
+        self.collectors: list[Callable[[], list[str]]] = []
 
     def reconciled(self, result: str, seconds: float) -> None:
         with self._lock:
@@ -104,6 +117,12 @@ class Metrics:
             "Watch requests beyond the first, per informer.",
         )
         lines.append(f"iter8_controller_watch_restarts_total {self.watch_restarts()}")
+        for collect in self.collectors:
+            try:
+                lines.extend(collect())
+            except Exception:
+                # one failing source (an unreachable Redis) must not take the controller's own metrics down
+                log.exception("a metrics collector failed")
         return "\n".join(lines) + "\n"
 
 
@@ -118,25 +137,45 @@ class HTTPServer:
         metrics: Metrics,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
-        routes: dict[str, Callable[[], tuple[int, str, str]]] = {
-            "/healthz": lambda: (
+        table: dict[str, Route] = {
+            "/healthz": lambda _: (
                 (200, "ok\n", "text/plain") if healthy() else (503, "unhealthy\n", "text/plain")
             ),
-            "/readyz": lambda: (
+            "/readyz": lambda _: (
                 (200, "ok\n", "text/plain") if ready() else (503, "caches not synced\n", "text/plain")
             ),
-            "/metrics": lambda: (200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
+            "/metrics": lambda _: (200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
+            **(routes or {}),
         }
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                route = routes.get(self.path.split("?", 1)[0])
-                status, body, content_type = route() if route else (404, "not found\n", "text/plain")
+                url = urlsplit(self.path)
+                route = table.get(url.path)
+                if route is None:
+                    self._send(404, "not found\n", "text/plain")
+                    return
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                try:
+                    self._send(*route(query))
+                except Exception:
+                    log.exception("GET %s failed", url.path)
+                    self._send(500, "internal error\n", "text/plain")
+
+            def _refuse(self) -> None:
+                self._send(405, "only GET is served\n", "text/plain", allow=True)
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+
+            def _send(self, status: int, body: str, content_type: str, *, allow: bool = False) -> None:
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
+                if allow:
+                    self.send_header("Allow", "GET")
                 self.end_headers()
                 self.wfile.write(data)
 

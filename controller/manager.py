@@ -14,7 +14,10 @@ work here is I/O on it; asyncio would only wrap the same blocking calls in execu
 * one **elector thread** (with ``--leader-elect``) holds the Lease; every write goes through
   :meth:`Controller._write`, which refuses unless this process is the leader, so followers keep
   their caches warm and decide, but never write;
-* the **HTTP thread** serves ``/healthz``, ``/readyz`` and ``/metrics``.
+* the **HTTP thread** serves ``/healthz``, ``/readyz`` and ``/metrics`` (and, with an A/B/n port,
+  the A/B/n read side);
+* with ``abn_port``, the **A/B/n gRPC service** (:mod:`.abn`) answers from the versions every
+  reconcile decides (:meth:`Controller.abn_versions`), on every replica, leader or not.
 
 Shared state (the parsed routemaps, the index, what each routemap last applied) sits behind one
 lock, held only for dictionary updates, never across an API call.
@@ -31,7 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from kubectl_iter8.errors import Iter8Error, KubeConflictError, KubeError, UsageError
 from kubectl_iter8.kube import CONFIGMAPS, GVR, Kube, KubeOptions
@@ -39,9 +42,10 @@ from kubectl_iter8.registry import ResourceType, RouterRegistry
 from kubectl_iter8.routemap import KIND_LABEL, ROUTEMAP_KIND, WATCH_LABEL, RouteMap, parse_routemap
 
 from . import finalizers
+from .abn.assignment import AppVersions
 from .cache import Informer, Obj
 from .config import Settings
-from .errors import NotLeaderError, PermanentError, TemporaryError
+from .errors import NotLeaderError, NotReadyError, PermanentError, TemporaryError
 from .http import HTTPServer, Metrics
 from .leader import LeaderElector
 from .queue import WorkQueue
@@ -56,10 +60,26 @@ from .reconciler import (
 )
 from .status import read_status, status_name, status_object
 
+if TYPE_CHECKING:
+    from .abn.runtime import AbnRuntime
+
 log = logging.getLogger("kubectl_iter8.controller")
 T = TypeVar("T")
 
 ROUTEMAP = "routemap"
+
+
+#: A routemap annotation whose value is mixed into every A/B/n assignment: changing it reassigns every user.
+ABN_SEED_ANNOTATION = "iter8.tools/abn-seed"
+
+
+def _abn_versions(decided: Plan, cm: Obj | None) -> AppVersions:
+    """What users of the routemap may get: its available versions with weight > 0."""
+    seed = str(((cm or {}).get("metadata", {}).get("annotations") or {}).get(ABN_SEED_ANNOTATION, ""))
+    pairs = tuple(
+        (i, float(v.weight)) for i, v in enumerate(decided.versions) if v.available and v.weight > 0
+    )
+    return AppVersions(pairs, seed)
 
 
 class Key(NamedTuple):
@@ -125,6 +145,9 @@ class Controller:
         self._drained: dict[tuple[str, str], frozenset[ResourceId]] = {}
         self._in_flight: set[tuple[str, str]] = set()
         self._last_event: dict[tuple[str, str, str], tuple[str, str]] = {}
+        #: Per routemap: (version number, weight) of its available versions with weight > 0, as
+        #: the last reconcile decided (what the A/B/n service assigns users among).
+        self._abn: dict[tuple[str, str], AppVersions] = {}
         #: Every write this process made: (start, end, what) wall-clock times, for tests and debugging.
         self.write_log: list[tuple[float, float, str]] = []
         self._stop = threading.Event()
@@ -161,6 +184,7 @@ class Controller:
         self.metrics.is_leader = self.is_leader
         self.metrics.watch_restarts = lambda: sum(max(0, i.watches - 1) for i in self.informers)
         self.http: HTTPServer | None = None
+        self.abn: AbnRuntime | None = None
 
     # --- construction helpers ------------------------------------------------------------------
 
@@ -197,9 +221,26 @@ class Controller:
     def start(self) -> None:
         """Start every thread and return (does not wait for the caches: see :meth:`wait_synced`)."""
         s = self.settings
-        self.http = HTTPServer(
-            s.http_address, s.http_port, metrics=self.metrics, healthy=self.healthy, ready=self.ready
-        )
+        if s.abn_port is not None:
+            from .abn.runtime import AbnRuntime
+
+            self.abn = AbnRuntime(s, versions_for=self.abn_versions, known=self.knows_application)
+            self.metrics.collectors.append(self.abn.collect)
+        try:
+            self.http = HTTPServer(
+                s.http_address,
+                s.http_port,
+                metrics=self.metrics,
+                healthy=self.healthy,
+                ready=self.ready,
+                routes=self.abn.routes() if self.abn else None,
+            )
+        except OSError as exc:
+            if self.abn is not None:
+                self.abn.stop()
+            raise UsageError(
+                f"--http-port: cannot listen on {s.http_address}:{s.http_port}: {exc.strerror}"
+            ) from None
         self.http.start()
         for informer in self.informers:
             self._spawn(informer.run, f"informer-{informer.name}")
@@ -238,6 +279,8 @@ class Controller:
             self.elector.release()
         if self.http is not None:
             self.http.stop()
+        if self.abn is not None:
+            self.abn.stop()
         for kube in self._kubes:
             kube.close()
 
@@ -339,6 +382,41 @@ class Controller:
                     return found
         return None
 
+    # --- A/B/n ---------------------------------------------------------------------------------
+
+    def _routemap_for(self, application: str) -> tuple[str, str] | None:
+        """The routemap of ``namespace/app``: named ``app`` or ``app-routemap`` (Iter8's rule)."""
+        namespace, _, app = application.partition("/")
+        with self._lock:
+            for name in (app, f"{app}-routemap"):
+                if (namespace, name) in self._routemaps:
+                    return namespace, name
+        return None
+
+    def knows_application(self, application: str) -> bool:
+        return self._routemap_for(application) is not None
+
+    def abn_versions(self, application: str) -> AppVersions | None:
+        """``(version number, weight)`` of the versions of ``namespace/app`` that users may get
+        (available, weight > 0); None when no routemap of that name is watched.
+
+        :raises NotReadyError: while the caches are not synced (the answer would be a guess).
+        """
+        if not self.ready():
+            raise NotReadyError("the controller's caches are not synced yet")
+        key = self._routemap_for(application)
+        if key is None:
+            return None
+        with self._lock:
+            known = self._abn.get(key)
+            entry = self._routemaps.get(key)
+        if known is not None:
+            return known
+        if entry is None or not isinstance(entry[1], RouteMap):
+            return AppVersions(())  # an invalid routemap routes nowhere new
+        # Not reconciled yet (it just appeared): decide from the same caches the reconcile reads.
+        return _abn_versions(plan(entry[1], self.lookup, self.type_table), self._routemap_object(*key))
+
     # --- the workers ---------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -411,11 +489,15 @@ class Controller:
         cm = self._routemap_object(namespace, name)
         if cm is None:
             self.metrics.set_weights(namespace, name, None)
+            with self._lock:
+                self._abn.pop((namespace, name), None)
             return  # its routing objects and status go with it (ownerReferences)
         with self._lock:
             entry = self._routemaps.get((namespace, name))
         parsed = entry[1] if entry is not None else None
         if not isinstance(parsed, RouteMap):
+            with self._lock:
+                self._abn.pop((namespace, name), None)
             message = parsed if isinstance(parsed, str) else "not parsed yet"
             if self.is_leader():
                 self._event(cm, "InvalidRouteMap", message, warning=True)
@@ -424,6 +506,8 @@ class Controller:
         routemap = parsed
         decided = plan(routemap, self.lookup, self.type_table)
         log.debug("routemap %s/%s: %s", namespace, name, decided)
+        with self._lock:
+            self._abn[(namespace, name)] = _abn_versions(decided, cm)
         if not self.is_leader():
             return
         try:

@@ -2,8 +2,8 @@
 
 A ServiceAccount, a least-privilege Role (or ClusterRole with ``--cluster-scoped``) and its binding,
 a Deployment running ``kubectl-iter8 controller serve`` from the project's image (see the
-Dockerfile), and a Service for the HTTP port. The rules are derived from the configured resource
-types, so adding a type to the configuration adds exactly the access it needs:
+Dockerfile), and a Service for the HTTP port and the A/B/n gRPC port. The rules are derived from
+the configured resource types, so adding a type to the configuration adds exactly the access it needs:
 
 * every watched type: get, list, watch (the informers) and patch (the finalizer);
 * ConfigMaps: get, list, watch (routemaps), create, patch, delete (the status ConfigMaps, and one
@@ -12,6 +12,10 @@ types, so adding a type to the configuration adds exactly the access it needs:
 * the routing objects' kinds are rendered by router plugins and not known in advance: the
   built-in routers' kinds (Istio VirtualServices, Gateway API HTTPRoutes, KServe
   InferenceServices) get get, create, patch, delete (``route_resources`` for others).
+
+A/B/n metrics go to SQLite on an ``emptyDir`` volume by default (it survives container restarts,
+not the Pod's deletion), or to the store whose URL is the key ``url`` of ``abn_store_secret`` (a
+``redis://`` URL with its password, passed as ``$ITER8_ABN_STORE``, never in the arguments).
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def manifests(
     cluster_scoped: bool = False,
     image: str = IMAGE,
     http_port: int = 8080,
+    abn_port: int = 50051,
+    abn_store_secret: str | None = None,
     route_resources: Sequence[tuple[str, str]] = ROUTING_RESOURCES,
 ) -> list[dict[str, Any]]:
     """The objects to ``kubectl apply``, in order."""
@@ -88,6 +94,28 @@ def manifests(
         "--log-format",
         "json",
     ]
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    ]
+    ports = [{"name": "http", "containerPort": http_port}]
+    service_ports = [{"name": "http", "port": http_port, "targetPort": "http"}]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if abn_port:
+        args += ["--abn-address", "0.0.0.0", "--abn-port", str(abn_port)]
+        ports.append({"name": "grpc", "containerPort": abn_port})
+        service_ports.append({"name": "grpc", "port": abn_port, "targetPort": "grpc"})
+        if abn_store_secret:
+            env.append(
+                {
+                    "name": "ITER8_ABN_STORE",
+                    "valueFrom": {"secretKeyRef": {"name": abn_store_secret, "key": "url"}},
+                }
+            )
+        else:
+            args += ["--abn-store", "sqlite:/var/lib/iter8/abn.sqlite"]
+            volumes.append({"name": "abn-data", "emptyDir": {}})
+            mounts.append({"name": "abn-data", "mountPath": "/var/lib/iter8"})
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
@@ -121,13 +149,9 @@ def manifests(
                                 "name": "controller",
                                 "image": image,
                                 "args": args,
-                                "env": [
-                                    {
-                                        "name": "POD_NAME",
-                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                    }
-                                ],
-                                "ports": [{"name": "http", "containerPort": http_port}],
+                                "env": env,
+                                "ports": ports,
+                                **({"volumeMounts": mounts} if mounts else {}),
                                 "livenessProbe": probe,
                                 "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                                 "resources": {
@@ -143,6 +167,7 @@ def manifests(
                                 },
                             }
                         ],
+                        **({"volumes": volumes} if volumes else {}),
                     },
                 },
             },
@@ -153,7 +178,7 @@ def manifests(
             "metadata": meta,
             "spec": {
                 "selector": {"app.kubernetes.io/name": NAME},
-                "ports": [{"name": "http", "port": http_port, "targetPort": "http"}],
+                "ports": service_ports,
             },
         },
     ]

@@ -1,7 +1,8 @@
 """kubectl-iter8: the Kubernetes release optimizer, as a kubectl plugin.
 
-What a plugin author imports lives here. The marker ``hookimpl`` is cheap; the task API is loaded
-on first use so that importing this package (on every ``kubectl iter8`` start) stays fast.
+What a plugin author imports lives here. Everything but the errors is loaded on first use, so that
+importing this package stays fast and light: the A/B/n client SDK (:mod:`kubectl_iter8.sdk`)
+must not pull in pluggy or pydantic.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from .errors import (
     TaskError,
     UsageError,
 )
-from .hookspecs import hookimpl
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .hookspecs import hookimpl
     from .registry import ResourceType, TaskRegistry
     from .result import Insights, MetricInfo, Result
     from .routemap import RouteMap, Router, RoutingState
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Duration": "task",
+    "hookimpl": "hookspecs",
     "Insights": "result",
     "MetricInfo": "result",
     "ResourceType": "registry",

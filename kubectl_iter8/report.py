@@ -17,6 +17,17 @@ from .experiment import Experiment
 REPORT_API_VERSION = "kubectl-iter8/v1"
 
 
+def _value(insights: Any, version: int, name: str, info: Any) -> float | None:
+    """A metric's value for one version: the latest, or for a ``Sample`` metric the mean of its values."""
+    if info is not None and info.type == "Sample":
+        if version >= len(insights.non_hist_metric_values):
+            return None
+        values = insights.non_hist_metric_values[version].get(name) or []
+        return sum(values) / len(values) if values else None
+    value: float | None = insights.scalar(version, name)
+    return value
+
+
 def _status(experiment: Experiment) -> str:
     result = experiment.result
     if result is None:
@@ -72,7 +83,7 @@ def build_report(experiment: Experiment) -> dict[str, Any]:
                 "description": info.description if info else "",
                 "units": info.units if info else None,
                 "type": info.type if info else None,
-                "values": [insights.scalar(v, name) for v in range(num_versions)] if insights else [],
+                "values": [_value(insights, v, name, info) for v in range(num_versions)] if insights else [],
             }
         )
     rewards = []
@@ -279,7 +290,8 @@ def render_text(report: dict[str, Any]) -> str:
         rows = [
             [m["name"] + (f" ({m['units']})" if m["units"] else ""), *map(_number, m["values"])]
             for m in report["metrics"]
-            if m["type"] != "Histogram"  # shown as distributions (HTML) or summarised (JSON histograms)
+            # distributions are shown as charts (HTML) or summarised (JSON histograms, comparisons)
+            if m["type"] not in ("Histogram", "Sample")
         ]
         lines += ["", tabulate(rows, headers=["Metric", *versions], tablefmt="simple", disable_numparse=True)]
     if report["rewards"]:

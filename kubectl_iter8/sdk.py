@@ -4,7 +4,7 @@
 
     from kubectl_iter8.sdk import Client
 
-    with Client("iter8.iter8-system:50051", timeout=0.5) as abn:
+    with Client("iter8-controller.iter8-system:50051", timeout=0.5) as abn:
         version = abn.lookup("default/backend", user_id)      # 0 when the service cannot answer
         ...
         abn.write_metric("default/backend", user_id, "sales", 12.5)
@@ -19,26 +19,25 @@ primary, so a frontend keeps working when the service is down. :meth:`Client.wri
 ``UNAVAILABLE``, ``DEADLINE_EXCEEDED``...); a write that returned without error is stored.
 
 The wire contract is ``abn.proto`` (Iter8 v1.1's), shipped in :mod:`kubectl_iter8.controller.abn`.
-It is compiled at first use with grpcio-tools' protoc into message classes of a private descriptor
-pool (kept in memory for the process); no generated code is committed or installed. The SDK itself
-needs only grpcio and protobuf at run time, plus grpcio-tools for that one compilation.
+Its message classes, :mod:`kubectl_iter8.abn_pb2`, are generated from it by the package build
+(``setup.py``, with grpcio-tools' protoc); nothing generated is committed. Importing this module
+imports only grpcio and protobuf (and the standard library): a frontend installs kubectl-iter8
+for the SDK without paying for the rest at run time.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import empty_pb2
 from google.protobuf.message import Message
+
+from . import abn_pb2
 
 __all__ = [
     "FALLBACK_VERSION",
@@ -58,8 +57,6 @@ LOOKUP = f"/{SERVICE}/Lookup"
 WRITE_METRIC = f"/{SERVICE}/WriteMetric"
 #: What :meth:`Client.lookup` returns when the service cannot answer: the routemap's primary.
 FALLBACK_VERSION = 0
-PROTO_PACKAGE = "kubectl_iter8.controller.abn"
-PROTO_FILE = "abn.proto"
 
 
 @dataclass(frozen=True)
@@ -72,54 +69,17 @@ class Protocol:
     Empty: type[Message]
 
 
-_protocol: Protocol | None = None
-_protocol_lock = threading.Lock()
+_PROTOCOL = Protocol(
+    Application=abn_pb2.Application,
+    VersionRecommendation=abn_pb2.VersionRecommendation,
+    MetricValue=abn_pb2.MetricValue,
+    Empty=empty_pb2.Empty,
+)
 
 
 def protocol() -> Protocol:
-    """The message classes, compiled from ``abn.proto`` on the first call and kept for the process."""
-    global _protocol
-    with _protocol_lock:
-        if _protocol is None:
-            _protocol = _compile()
-        return _protocol
-
-
-def _compile() -> Protocol:
-    import grpc_tools  # type: ignore[import-untyped]
-    from grpc_tools import protoc
-
-    text = resources.files(PROTO_PACKAGE).joinpath(PROTO_FILE).read_text(encoding="utf-8")
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
-    with tempfile.TemporaryDirectory(prefix="iter8-abn-") as tmp:
-        (Path(tmp) / PROTO_FILE).write_text(text, encoding="utf-8")
-        out = Path(tmp) / "abn.pb"
-        code = protoc.main(
-            [
-                "protoc",
-                f"--proto_path={tmp}",
-                f"--proto_path={well_known}",
-                f"--descriptor_set_out={out}",
-                "--include_imports",
-                PROTO_FILE,
-            ]
-        )
-        if code != 0 or not out.exists():
-            raise RuntimeError(f"{PROTO_PACKAGE}/{PROTO_FILE} does not compile (protoc exit code {code})")
-        files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
-    pool = descriptor_pool.DescriptorPool()
-    for file in files:  # --include_imports lists dependencies first
-        pool.Add(file)
-
-    def message(name: str) -> type[Message]:
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-
-    return Protocol(
-        Application=message("main.Application"),
-        VersionRecommendation=message("main.VersionRecommendation"),
-        MetricValue=message("main.MetricValue"),
-        Empty=message("google.protobuf.Empty"),
-    )
+    """The message classes (generated from ``abn.proto`` when the package was built)."""
+    return _PROTOCOL
 
 
 def _serializer(message: Message) -> bytes:

@@ -10,17 +10,35 @@ Status codes:
   ``/``), no user, no metric name, or a value that is not a finite number.
 * ``NOT_FOUND``: ``versions_for`` does not know the application.
 * ``FAILED_PRECONDITION``: the application has no version with weight > 0.
-* ``UNAVAILABLE``: ``versions_for`` or the store failed; the value was **not** stored.
+* ``UNAVAILABLE``: ``versions_for`` or the store failed (or the controller is not ready: its
+  caches are not synced); a value was **not** stored.
 
 WriteMetric answers OK only once the value is committed to the store, so an acknowledged write is
 never lost. An application name ``app`` means ``default/app``; both spellings are the same
 application (in assignment and in the store).
+
+Calls are counted per method and status code (:meth:`AbnService.calls`, for the controller's
+``/metrics``). Users are recorded best-effort: a successful Lookup puts (application, version,
+user) in a pending set (a set lookup under a lock: the call never waits for the store), which a
+background thread hands to ``store.add_users``, grouped per (application, version), about once a
+second and when the server stops. A store failure there is logged and that batch dropped; beyond
+:data:`MAX_PENDING_USERS` pending users, new ones are dropped (one warning until the next flush),
+so a slow or failing store cannot grow the process's memory.
+
+Serving: a synchronous ``grpc.server`` with a thread pool. The service's own work is a few
+microseconds per Lookup against gRPC's 150-200 µs, so the serving stack decides the throughput;
+measured (``benchmarks/README-abn.md``), this server answers Lookup about as fast as a bare
+``grpc.aio`` echo server on the same core, while a ``grpc.aio`` server on its own event loop
+thread took more CPU per call (about 210 µs against 175). WriteMetric blocks on the store (an
+fsync, a Redis round trip), which a worker thread simply waits for.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,12 +48,20 @@ import grpc
 
 from kubectl_iter8.sdk import LOOKUP, SERVICE, WRITE_METRIC, protocol
 
-from .assignment import assign
+from ..errors import NotReadyError
+from .assignment import AppVersions, assign
 from .store import MetricStore
 
 log = logging.getLogger(__name__)
 
-VersionsFor = Callable[[str], Sequence[tuple[int, float]] | None]
+
+#: The versions of an application (plain pairs, or :class:`AppVersions`), or None when unknown.
+VersionsFor = Callable[[str], AppVersions | Sequence[tuple[int, float]] | None]
+
+#: Users waiting for :meth:`AbnService.flush_users` beyond which new ones are dropped.
+MAX_PENDING_USERS = 100_000
+#: Seconds between two flushes of the pending users while serving.
+FLUSH_INTERVAL = 1.0
 
 
 class Rejected(Exception):
@@ -74,11 +100,27 @@ def parse_value(text: str) -> float:
 
 
 class AbnService:
-    """The logic of the two RPCs, independent of gRPC plumbing (see :func:`handler`)."""
+    """The logic of the two RPCs, independent of gRPC plumbing (see :func:`handler`); thread-safe."""
 
     def __init__(self, versions_for: VersionsFor, store: MetricStore) -> None:
         self.versions_for = versions_for
         self.store = store
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._calls_lock = threading.Lock()
+        self._pending: set[tuple[str, int, str]] = set()
+        self._pending_lock = threading.Lock()
+        self._dropping = False
+        self.max_pending = MAX_PENDING_USERS
+
+    def calls(self) -> dict[tuple[str, str], int]:
+        """Calls so far per (method, status code name), e.g. ``("lookup", "OK")`` or
+        ``("write_metric", "NOT_FOUND")``."""
+        with self._calls_lock:
+            return dict(self._calls)
+
+    def _count(self, method: str, code: str) -> None:
+        with self._calls_lock:
+            self._calls[method, code] += 1
 
     def version(self, application: str, user: str) -> int:
         """The version of ``application`` (a key from :func:`application_key`) that ``user`` gets."""
@@ -86,12 +128,18 @@ class AbnService:
             raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no user provided")
         try:
             versions = self.versions_for(application)
+        except NotReadyError as exc:
+            raise Rejected(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
         except Exception:
             log.exception("A/B/n: cannot get the versions of %s", application)
             raise Rejected(grpc.StatusCode.UNAVAILABLE, f"versions of {application} unavailable") from None
         if versions is None:
             raise Rejected(grpc.StatusCode.NOT_FOUND, f"application {application!r} not found")
-        chosen = assign(user, versions, application=application)
+        hashed = application
+        if isinstance(versions, AppVersions):
+            hashed = f"{application}#{versions.seed}" if versions.seed else application
+            versions = versions.versions
+        chosen = assign(user, versions, application=hashed)
         if chosen is None:
             raise Rejected(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -100,9 +148,31 @@ class AbnService:
         return chosen
 
     def lookup(self, name: str, user: str) -> int:
-        return self.version(application_key(name), user)
+        try:
+            application = application_key(name)
+            version = self.version(application, user)
+        except Rejected as rejected:
+            self._count("lookup", rejected.code.name)
+            raise
+        except BaseException:
+            self._count("lookup", grpc.StatusCode.UNKNOWN.name)  # what grpc answers for an exception
+            raise
+        self._count("lookup", "OK")
+        self._remember(application, version, user)
+        return version
 
     def write_metric(self, application: str, user: str, name: str, value: str) -> None:
+        try:
+            self._write_metric(application, user, name, value)
+        except Rejected as rejected:
+            self._count("write_metric", rejected.code.name)
+            raise
+        except BaseException:
+            self._count("write_metric", grpc.StatusCode.UNKNOWN.name)
+            raise
+        self._count("write_metric", "OK")
+
+    def _write_metric(self, application: str, user: str, name: str, value: str) -> None:
         key = application_key(application)
         if not user:
             raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no user provided")
@@ -115,6 +185,71 @@ class AbnService:
         except Exception:
             log.exception("A/B/n: cannot store metric %s of %s", name, key)
             raise Rejected(grpc.StatusCode.UNAVAILABLE, "the metric store failed; value not stored") from None
+
+    # --- user recording ----------------------------------------------------------------------
+
+    def _remember(self, application: str, version: int, user: str) -> None:
+        entry = (application, version, user)
+        with self._pending_lock:
+            if len(self._pending) < self.max_pending or entry in self._pending:
+                self._pending.add(entry)
+                return
+            warn, self._dropping = not self._dropping, True
+        if warn:
+            log.warning(
+                "A/B/n: %d users wait to be recorded; dropping new ones until the next flush",
+                self.max_pending,
+            )
+
+    def flush_users(self) -> int:
+        """Hand the pending users to ``store.add_users``, one call per (application, version).
+
+        Returns how many users were handed over. Never raises: a store failure is logged and that
+        group dropped (recording users is best effort; Lookup has answered already).
+        """
+        with self._pending_lock:
+            pending, self._pending = self._pending, set()
+            self._dropping = False
+        if not pending:
+            return 0
+        groups: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+        for application, version, user in pending:
+            groups[application, version].append(user)
+        done = 0
+        for (application, version), users in sorted(groups.items()):
+            try:
+                self.store.add_users(application, version, sorted(users))
+            except Exception:
+                log.exception(
+                    "A/B/n: cannot record %d users of %s version %d; dropped",
+                    len(users),
+                    application,
+                    version,
+                )
+            else:
+                done += len(users)
+        return done
+
+
+class _Flusher:
+    """The background thread calling :meth:`AbnService.flush_users` every ``interval`` seconds."""
+
+    def __init__(self, service: AbnService, interval: float) -> None:
+        self.service = service
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="abn-users", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            self.service.flush_users()
+
+    def stop(self) -> None:
+        """Stop the thread, then flush what is left (call once no more Lookups can arrive)."""
+        self._stopping.set()
+        self._thread.join()
+        self.service.flush_users()
 
 
 def handler(service: AbnService) -> grpc.GenericRpcHandler:
@@ -156,16 +291,20 @@ def handler(service: AbnService) -> grpc.GenericRpcHandler:
 
 @dataclass
 class Served:
-    """A running A/B/n server: the port it listens on, and how to stop it."""
+    """A running A/B/n server: the port it listens on, its service (for counters), how to stop it."""
 
     server: grpc.Server
     port: int
     executor: ThreadPoolExecutor
+    service: AbnService
+    flusher: _Flusher
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop serving (after ``grace`` seconds for calls in flight) and end the worker threads."""
+        """Stop serving (after ``grace`` seconds for calls in flight), end the worker threads, and
+        record the users still pending."""
         self.server.stop(grace).wait()
         self.executor.shutdown(wait=True)
+        self.flusher.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops (or ``timeout``); True when it stopped."""
@@ -181,8 +320,9 @@ def serve(
     max_workers: int = 8,
 ) -> Served:
     """Start the A/B/n service on ``host:port`` (port 0: any free port, see :attr:`Served.port`)."""
+    service = AbnService(versions_for, store)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="abn-grpc")
-    server = grpc.server(executor, handlers=[handler(AbnService(versions_for, store))])
+    server = grpc.server(executor, handlers=[handler(service)])
     try:
         # grpc raises RuntimeError when it cannot bind; older versions returned port 0
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -197,4 +337,4 @@ def serve(
         executor.shutdown(wait=False)
         raise OSError(f"cannot listen on {host}:{port}")
     log.info("A/B/n service listening on %s:%d", host, bound)
-    return Served(server, bound, executor)
+    return Served(server, bound, executor, service, _Flusher(service, FLUSH_INTERVAL))

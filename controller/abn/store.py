@@ -1,96 +1,64 @@
-"""The metric store: every value a frontend writes, in an embedded SQLite file.
+"""The A/B/n metric store's contract, and ``--abn-store URL`` to a store.
 
-One table, one row per write (application, version number, metric, user, transaction id, value,
-time). :meth:`MetricStore.write` commits before it returns, with ``synchronous=FULL`` in WAL mode,
-so a write the service has acknowledged survives a crash of the process or of the machine.
-:meth:`MetricStore.summary` aggregates per metric and version, over transactions (every write
-counts) and over users (each user's mean first, then statistics over users).
+The gRPC service writes every value a frontend sends (:meth:`MetricStore.write`) and records which
+users were assigned to which version (:meth:`MetricStore.add_users`); the read side (dashboards,
+``/metrics``) takes the raw :class:`Values` of one application and computes everything in
+:mod:`.summary`, so both backends give the same numbers and stay simple:
 
-The store is safe to share between threads (one connection behind a lock); SQLite serialises
-writers between processes.
+* :mod:`.sqlite_store`: an embedded SQLite file (``sqlite:PATH``, or a bare path); for one
+  controller replica, or several on one machine sharing the file.
+* :mod:`.redis_store`: a Redis server (``redis://`` or ``rediss://``) shared by every replica, so
+  a value written through any replica is seen by all of them.
+
+Both keep every value with its transaction id; writing a transaction id that is already stored
+stores nothing, so a write can be retried safely. A closed store raises :class:`StoreClosedError`.
+
+Passwords in store URLs never reach a message or a log: use :func:`redact` to show a URL.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
-import statistics
-import threading
-import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from urllib.parse import unquote, urlsplit
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS metric_values (
-    application TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    metric      TEXT NOT NULL,
-    user        TEXT NOT NULL,
-    txn         TEXT NOT NULL PRIMARY KEY,
-    value       REAL NOT NULL,
-    time        REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metric_values_by_app ON metric_values (application, metric, version);
-"""
+from kubectl_iter8.errors import UsageError
 
+if TYPE_CHECKING:
+    from .sqlite_store import SqliteStore as SqliteStore
 
-@dataclass(frozen=True)
-class Stats:
-    """Statistics of a sample; ``stddev`` is the sample standard deviation (n - 1), 0 for one value."""
+#: metric name -> version number -> user -> that user's values, in write order
+Metrics = dict[str, dict[int, dict[str, list[float]]]]
 
-    count: int
-    mean: float
-    stddev: float
-    min: float
-    max: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> Stats:
-        if not values:
-            raise ValueError("no values")
-        return cls(
-            count=len(values),
-            mean=statistics.fmean(values),
-            stddev=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values),
-            max=max(values),
-        )
+#: What ``--abn-store`` accepts, for messages.
+URL_FORMS = "sqlite:PATH, a bare PATH, or redis[s]://[[user]:password@]host[:port][/db]"
 
 
 @dataclass(frozen=True)
-class VersionSummary:
-    """One metric of one version: over every write (``transactions``) and over users' means (``users``)."""
+class Values:
+    """Everything stored for one application: its metric values and the users assigned per version."""
 
-    transactions: Stats
-    users: Stats
-
-
-#: metric name -> version number -> summary
-Summary = dict[str, dict[int, VersionSummary]]
+    metrics: Metrics = field(default_factory=dict)
+    #: version number -> users recorded by :meth:`MetricStore.add_users`
+    users: dict[int, set[str]] = field(default_factory=dict)
 
 
-class MetricStore:
-    """Metric values in the SQLite file ``path`` (created with its folder when missing)."""
+class StoreClosedError(RuntimeError):
+    """The store was used after :meth:`MetricStore.close`."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+    def __init__(self) -> None:
+        super().__init__("the A/B/n metric store is closed")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
-    def __enter__(self) -> MetricStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+@runtime_checkable
+class MetricStore(Protocol):
+    """What the A/B/n service writes to and the read side reads from; thread-safe."""
 
     def write(
         self,
@@ -103,45 +71,166 @@ class MetricStore:
         transaction: str | None = None,
         at: float | None = None,
     ) -> str:
-        """Store one value, durably (committed when this returns); returns its transaction id.
+        """Store one value durably (it survives a crash once this returns); returns its transaction id.
+
+        ``transaction`` defaults to a fresh uuid4 hex, ``at`` (seconds since the epoch) to now.
 
         :raises ValueError: when ``value`` is not a finite number.
         """
-        if not math.isfinite(value):
-            raise ValueError(f"metric value must be a finite number, not {value!r}")
-        txn = transaction or uuid.uuid4().hex
-        row = (application, version, metric, user, txn, float(value), time.time() if at is None else at)
-        with self._lock, self._db:  # the connection as context manager: BEGIN ... COMMIT
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO metric_values VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-        return txn
+        ...
+
+    def add_users(self, application: str, version: int, users: Iterable[str]) -> None:
+        """Record that ``users`` were assigned to ``version`` (a set: adding again changes nothing)."""
+        ...
+
+    def values(self, application: str) -> Values:
+        """Every value and assigned user of ``application`` (empty when it has none)."""
+        ...
+
+    def applications(self) -> list[str]:
+        """Every application with a value or a user, sorted."""
+        ...
 
     def count(self, application: str | None = None) -> int:
-        """How many values are stored (for ``application``, or in all)."""
-        with self._lock:
-            if application is None:
-                (n,) = self._db.execute("SELECT COUNT(*) FROM metric_values").fetchone()
-            else:
-                (n,) = self._db.execute(
-                    "SELECT COUNT(*) FROM metric_values WHERE application = ?", (application,)
-                ).fetchone()
-        return int(n)
+        """How many values are stored for ``application``, or in all."""
+        ...
 
-    def summary(self, application: str) -> Summary:
-        """Per metric and version of ``application``: statistics over transactions and over users."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT metric, version, user, value FROM metric_values WHERE application = ?"
-                " ORDER BY metric, version, user, time, txn",
-                (application,),
-            ).fetchall()
-        grouped: dict[str, dict[int, dict[str, list[float]]]] = {}
-        for metric, version, user, value in rows:
-            grouped.setdefault(metric, {}).setdefault(int(version), {}).setdefault(user, []).append(value)
-        out: Summary = {}
-        for metric, versions in grouped.items():
-            for version, by_user in versions.items():
-                every = [v for values in by_user.values() for v in values]
-                means = [statistics.fmean(values) for values in by_user.values()]
-                out.setdefault(metric, {})[version] = VersionSummary(Stats.of(every), Stats.of(means))
-        return out
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def finite(value: float) -> float:
+    """``value`` as a float; the check both backends make before storing."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"metric value must be a finite number, not {value!r}")
+    return number
+
+
+def new_transaction() -> str:
+    return uuid.uuid4().hex
+
+
+# scheme://userinfo@rest, where userinfo runs to the LAST "@" so that an unencoded "@" or "/" in a
+# password is still hidden.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>.*)@(?P<rest>[^@]*)$", re.DOTALL)
+
+
+def redact(url: str) -> str:
+    """``url`` fit to show: a password (``user:password@``) becomes ``***``.
+
+    Userinfo without a colon is hidden whole: Redis users often put the password there.
+    """
+    m = _USERINFO.match(url)
+    if m is None or m["scheme"].lower() == "sqlite://":  # a file name may hold an "@"
+        return url
+    user, colon, _ = m["userinfo"].partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{m['scheme']}{shown}@{m['rest']}"
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """A parsed ``redis://`` or ``rediss://`` store URL."""
+
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    ssl: bool
+    #: the URL with its password hidden, for messages and logs
+    shown: str
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """``redis[s]://[[user]:password@]host[:port][/db]``; user and password may be %-encoded.
+
+    :raises UsageError: naming ``--abn-store`` and what is wrong, never the password.
+    """
+    shown = redact(url)
+
+    def bad(what: str) -> UsageError:
+        return UsageError(
+            f"--abn-store {shown}: {what}; expected redis[s]://[[user]:password@]host[:port][/db]"
+        )
+
+    scheme, _, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    username = password = None
+    if at:
+        if ":" not in userinfo:
+            raise bad("put the password after a colon (redis://:password@host)")
+        user, _, secret = userinfo.partition(":")
+        username, password = unquote(user) or None, unquote(secret)
+    if "?" in hostpart or "#" in hostpart:
+        raise bad("query parameters are not supported")
+    try:
+        parts = urlsplit(f"//{hostpart}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise bad(f"bad host or port ({exc})") from None
+    if not host:
+        raise bad("no host")
+    db_text = parts.path.removeprefix("/")
+    if db_text and not (db_text.isascii() and db_text.isdigit()):
+        raise bad(f"the database must be a number, not {db_text!r}")
+    return RedisAddress(
+        host=host,
+        port=6379 if port is None else port,
+        db=int(db_text or 0),
+        username=username,
+        password=password,
+        ssl=scheme.lower() == "rediss",
+        shown=shown,
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:PATH`` / ``sqlite://PATH`` (so ``sqlite:///abs`` is absolute) or a bare path."""
+    if url.lower().startswith("sqlite:"):
+        path = url[len("sqlite:") :]
+        path = path[2:] if path.startswith("//") else path
+    else:
+        path = url
+    if not path:
+        raise UsageError(f"--abn-store {url}: no file name; expected {URL_FORMS}")
+    return Path(path)
+
+
+def open_store(url: str) -> MetricStore:
+    """The store ``--abn-store url`` names: ``sqlite:PATH``, a bare path, or ``redis[s]://...``.
+
+    :raises UsageError: one line naming ``--abn-store`` and what is wrong (a bad URL, or a Redis
+        server that does not answer); a password never appears in it.
+    """
+    url = url.strip()
+    if not url:
+        raise UsageError(f"--abn-store: empty; expected {URL_FORMS}")
+    scheme = url.partition(":")[0].lower() if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) else ""
+    if scheme in ("redis", "rediss"):
+        if not url[len(scheme) :].startswith("://"):
+            raise UsageError(f"--abn-store {redact(url)}: expected {scheme}://host[:port][/db]")
+        from .redis_store import connect  # imports redis only when asked for
+
+        return connect(parse_redis_url(url))
+    if "://" in url and scheme != "sqlite":
+        raise UsageError(f"--abn-store {redact(url)}: unknown scheme {scheme!r}; expected {URL_FORMS}")
+    from .sqlite_store import SqliteStore
+
+    try:
+        return SqliteStore(sqlite_path(url))
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"--abn-store {redact(url)}: cannot open: {exc}") from None
+
+
+def __getattr__(name: str) -> object:
+    # ``from .store import SqliteStore`` keeps working without a circular import at load time.
+    if name == "SqliteStore":
+        from .sqlite_store import SqliteStore
+
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 from controller_helpers import Harness
+from redis_fixtures import redis_server, redis_session_server, redis_url
 
 from kubectl_iter8.testing import FakeKube
+
+__all__ = ["harness", "redis_server", "redis_session_server", "redis_url"]  # fixtures, for here and abn/
 
 
 @pytest.fixture

@@ -87,6 +87,37 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     )
 
 
+def test_manifests_serve_the_abn_port_with_its_store(cli, fake_kube: FakeKube) -> None:
+    def deployment_and_service(*flags: str) -> tuple[dict, dict]:
+        out = cli("controller", "manifests", *flags)
+        assert out.code == 0, out.err
+        docs = {d["kind"]: d for d in yaml.safe_load_all(out.out)}
+        return docs["Deployment"]["spec"]["template"]["spec"], docs["Service"]["spec"]
+
+    pod, service = deployment_and_service()
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[args.index("--abn-port") + 1] == "50051"
+    assert args[args.index("--abn-address") + 1] == "0.0.0.0"
+    assert args[args.index("--abn-store") + 1] == "sqlite:/var/lib/iter8/abn.sqlite"
+    assert container["volumeMounts"] == [{"name": "abn-data", "mountPath": "/var/lib/iter8"}]
+    assert pod["volumes"] == [{"name": "abn-data", "emptyDir": {}}]
+    assert {"name": "grpc", "port": 50051, "targetPort": "grpc"} in service["ports"]
+
+    pod, _ = deployment_and_service("--abn-store-secret", "abn-redis")
+    (container,) = pod["containers"]
+    assert "--abn-store" not in container["args"]  # the URL (with its password) comes from the Secret
+    assert {
+        "name": "ITER8_ABN_STORE",
+        "valueFrom": {"secretKeyRef": {"name": "abn-redis", "key": "url"}},
+    } in container["env"]
+    assert "volumes" not in pod
+
+    pod, service = deployment_and_service("--abn-port", "0")
+    assert "--abn-port" not in pod["containers"][0]["args"]
+    assert [p["name"] for p in service["ports"]] == ["http"]
+
+
 def test_serve_flags_are_checked(cli) -> None:
     out = cli("controller", "serve", "-n", "a", "--all-namespaces")
     assert out.code == 2

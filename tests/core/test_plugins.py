@@ -117,7 +117,7 @@ def test_plugins_listing(kubectl) -> None:
     header, *rows = text.out.splitlines()
     assert header.split() == ["NAME", "SOURCE", "VERSION", "PROVIDES", "STATUS"]
     builtin_row = next(row for row in rows if row.split()[:2] == ["kubectl_iter8.builtin_tasks", "builtin"])
-    assert "tasks: assess, " in builtin_row
+    assert "tasks: abnmetrics, " in builtin_row
     assert builtin_row.split()[-1] == "loaded"
     listed = json.loads(kubectl("plugins", "-o", "json").out)["plugins"]
     builtin = next(p for p in listed if p["name"] == "kubectl_iter8.builtin_tasks")

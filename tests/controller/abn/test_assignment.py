@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import random
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import pytest
@@ -108,3 +111,63 @@ def test_same_assignments_in_another_process():
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, timeout=60
         )
         assert json.loads(proc.stdout) == here
+
+
+def reference_uniform(application: str, version: int, user: str) -> float:
+    """The documented hash, spelled out: BLAKE2b-64, person "iter8-abn", each part length-prefixed."""
+    data = b"".join(
+        len(p).to_bytes(8, "big") + p for p in (application.encode(), str(version).encode(), user.encode())
+    )
+    k = int.from_bytes(hashlib.blake2b(data, digest_size=8, person=b"iter8-abn").digest(), "big") >> 11
+    return (k + 0.5) / 2**53
+
+
+def reference_assign(user: str, versions, application: str) -> int | None:
+    eligible = [(n, w) for n, w in versions if w > 0 and math.isfinite(w)]
+    if not eligible:
+        return None
+    return min((-math.log(reference_uniform(application, n, user)) / w, n) for n, w in eligible)[1]
+
+
+def test_uniform_is_the_documented_hash():
+    # pins the output: a change here moves users between versions on upgrade
+    for application, version, user in [
+        ("", 0, ""),
+        (APP, 1, "alice"),
+        ("ns/é", 12, "ü" * 40),
+        ("a", 3, "b" * 5000),
+    ]:
+        assert uniform(application, version, user) == reference_uniform(application, version, user)
+    assert uniform(APP, 0, "user-1") == 0.6342923247183332
+
+
+def test_assign_matches_the_definition():
+    # random version lists (duplicates, unordered, ineligible weights, lists instead of tuples,
+    # tuples, many applications so that the caches evict) against the rule written plainly
+    rng = random.Random(7)
+    weights = [0.0, -1.0, math.nan, math.inf, 1e-300, 5e-324, 1, 2.5, 0.1, 10.0]
+    for i in range(3000):
+        application = f"ns/app-{rng.randrange(2000)}"
+        versions = [(rng.randrange(6), rng.choice(weights)) for _ in range(rng.randrange(6))]
+        user = f"user-{i}"
+        expected = reference_assign(user, versions, application)
+        assert assign(user, versions, application=application) == expected, (user, versions)
+        assert assign(user, tuple(versions), application=application) == expected
+        assert assign(user, [list(v) for v in versions], application=application) == expected  # type: ignore[misc]
+
+
+def test_same_assignments_from_many_threads():
+    versions = [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+    users = USERS[:2000]
+    expected = [reference_assign(u, versions, APP) for u in users]
+    results: list[list[int | None]] = []
+
+    def work() -> None:
+        results.append([assign(u, list(versions), application=APP) for u in users])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 4

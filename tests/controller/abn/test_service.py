@@ -8,14 +8,23 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 
 import grpc
 import pytest
 from kubectl_iter8.controller.abn.assignment import assign
-from kubectl_iter8.controller.abn.service import Rejected, Served, application_key, parse_value, serve
+from kubectl_iter8.controller.abn.service import (
+    AbnService,
+    Rejected,
+    Served,
+    application_key,
+    parse_value,
+    serve,
+)
+from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
 from kubectl_iter8.controller.abn.store import MetricStore
+from kubectl_iter8.controller.abn.summary import summarize
 
 from kubectl_iter8.sdk import LOOKUP, WRITE_METRIC, AsyncClient, Client, protocol
 
@@ -42,7 +51,7 @@ def apps() -> Apps:
 
 @pytest.fixture
 def store(tmp_path) -> Iterator[MetricStore]:
-    s = MetricStore(tmp_path / "abn.db")
+    s = SqliteStore(tmp_path / "abn.db")
     yield s
     s.close()
 
@@ -101,7 +110,7 @@ def test_written_metric_is_in_the_store(client: Client, store: MetricStore):
     version = client.lookup(APP, "alice")
     client.write_metric(APP, "alice", "sales", 12.5)
     client.write_metric("backend", "alice", "sales", 7.5)  # the same application
-    summary = store.summary(APP)
+    summary = summarize(store.values(APP))
     stats = summary["sales"][version].transactions
     assert (stats.count, stats.mean, stats.min, stats.max) == (2, 10.0, 7.5, 12.5)
     assert summary["sales"][version].users.count == 1
@@ -218,7 +227,7 @@ def test_async_client(server: Served, store: MetricStore, caplog: pytest.LogCapt
         version, unknown, fallback = asyncio.run(main())
     assert version == assign("carol", [(0, 1.0), (1, 3.0)], application=APP)
     assert (unknown, fallback) == (0, 0)
-    assert store.summary(APP)["latency"][version].transactions.count == 1
+    assert summarize(store.values(APP))["latency"][version].transactions.count == 1
 
 
 @pytest.mark.parametrize(
@@ -268,4 +277,184 @@ with grpc.insecure_channel("127.0.0.1:{server.port}") as channel:
     ).stdout
     version = assign("dave", [(0, 1.0), (1, 3.0)], application=APP)
     assert out.strip() == str(version)
-    assert store.summary(APP)["m"][version].transactions.mean == 2.5
+    assert summarize(store.values(APP))["m"][version].transactions.mean == 2.5
+
+
+# --- call counters and user recording ----------------------------------------------------------
+
+
+class RecordingStore:
+    """A fake store: keeps what the service hands it; ``fail`` makes every call raise."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, int, str, str, float]] = []
+        self.added: list[tuple[str, int, list[str]]] = []
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def write(self, application: str, version: int, metric: str, user: str, value: float, **_: object) -> str:
+        if self.fail:
+            raise OSError("store down")
+        with self.lock:
+            self.written.append((application, version, metric, user, value))
+        return "txn"
+
+    def add_users(self, application: str, version: int, users: Iterable[str]) -> None:
+        if self.fail:
+            raise OSError("store down")
+        with self.lock:
+            self.added.append((application, version, list(users)))
+
+    def groups(self) -> dict[tuple[str, int], set[str]]:
+        out: dict[tuple[str, int], set[str]] = {}
+        with self.lock:
+            for application, version, users in self.added:
+                out.setdefault((application, version), set()).update(users)
+        return out
+
+
+@pytest.fixture
+def recording() -> RecordingStore:
+    return RecordingStore()
+
+
+@pytest.fixture
+def recorded(apps: Apps, recording: RecordingStore) -> Iterator[Served]:
+    apps.versions["ns/other"] = [(2, 1.0)]
+    apps.versions["ns/broken"] = [(0, "heavy")]  # type: ignore[list-item]  # assign raises: UNKNOWN
+    served = serve(0, apps, recording, host="127.0.0.1", max_workers=4)  # type: ignore[arg-type]
+    yield served
+    served.stop(None)
+
+
+def test_call_counters_over_the_wire(recorded: Served, caplog: pytest.LogCaptureFixture):
+    p = protocol()
+    with grpc.insecure_channel(f"127.0.0.1:{recorded.port}") as channel:
+        lookup = channel.unary_unary(
+            LOOKUP,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=p.VersionRecommendation.FromString,
+        )
+        write = channel.unary_unary(
+            WRITE_METRIC,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=p.Empty.FromString,
+        )
+        for user in ("a", "b", "c"):
+            lookup(p.Application(name=APP, user=user), timeout=5)
+        write(p.MetricValue(application=APP, user="a", name="sales", value="1"), timeout=5)
+        failing = [
+            (lookup, p.Application(name="ns/nope", user="a")),
+            (lookup, p.Application(name="ns/nope", user="b")),
+            (lookup, p.Application(name=APP, user="")),
+            (lookup, p.Application(name="ns/idle", user="a")),
+            (lookup, p.Application(name="ns/broken", user="a")),
+            (write, p.MetricValue(application="ns/nope", user="a", name="sales", value="1")),
+            (write, p.MetricValue(application=APP, user="a", name="sales", value="x")),
+        ]
+        with caplog.at_level(logging.CRITICAL):  # grpc logs the exception behind UNKNOWN
+            for call, request in failing:
+                with pytest.raises(grpc.RpcError):
+                    call(request, timeout=5)
+    assert recorded.service.calls() == {
+        ("lookup", "OK"): 3,
+        ("lookup", "NOT_FOUND"): 2,
+        ("lookup", "INVALID_ARGUMENT"): 1,
+        ("lookup", "FAILED_PRECONDITION"): 1,
+        ("lookup", "UNKNOWN"): 1,
+        ("write_metric", "OK"): 1,
+        ("write_metric", "NOT_FOUND"): 1,
+        ("write_metric", "INVALID_ARGUMENT"): 1,
+    }
+
+
+def test_store_failure_is_counted_unavailable(recorded: Served, recording: RecordingStore):
+    recording.fail = True
+    with Client(f"127.0.0.1:{recorded.port}", timeout=5) as c, pytest.raises(grpc.RpcError) as exc:
+        c.write_metric(APP, "alice", "sales", 1.0)
+    assert status_of(exc) == grpc.StatusCode.UNAVAILABLE
+    assert recorded.service.calls() == {("write_metric", "UNAVAILABLE"): 1}
+
+
+def test_looked_up_users_reach_the_store_grouped(apps: Apps, recording: RecordingStore):
+    apps.versions["ns/other"] = [(2, 1.0)]
+    served = serve(0, apps, recording, host="127.0.0.1")  # type: ignore[arg-type]
+    users = [f"u{i}" for i in range(60)]
+    try:
+        with Client(f"127.0.0.1:{served.port}", timeout=5) as c:
+            for user in users:
+                c.lookup(APP, user)
+                c.lookup("backend", user)  # the same application: recorded once
+                c.lookup("ns/other", user)
+            c.lookup("ns/idle", "nobody")  # failed lookups record nobody
+            c.write_metric(APP, "writer", "sales", 1.0)  # nor do writes
+    finally:
+        served.stop(None)  # flushes what is still pending
+    expected: dict[tuple[str, int], set[str]] = {}
+    for user in users:
+        expected.setdefault((APP, assign(user, [(0, 1.0), (1, 3.0)], application=APP)), set()).add(user)  # type: ignore[arg-type]
+    expected[("ns/other", 2)] = set(users)
+    assert recording.groups() == expected
+    for application, version, batch in recording.added:  # one group per call, no user twice
+        assert batch == sorted(set(batch))
+        assert set(batch) <= expected[application, version]
+
+
+def test_users_are_flushed_while_serving(recorded: Served, recording: RecordingStore):
+    with Client(f"127.0.0.1:{recorded.port}", timeout=5) as c:
+        version = c.lookup("ns/other", "zoe")
+    assert version == 2
+    for _ in range(100):  # the flush runs about once a second, without a stop
+        if recording.added:
+            break
+        threading.Event().wait(0.05)
+    assert recording.added == [("ns/other", 2, ["zoe"])]
+
+
+def test_user_flush_drops_on_store_error(
+    apps: Apps, recording: RecordingStore, caplog: pytest.LogCaptureFixture
+):
+    service = AbnService(apps, recording)  # type: ignore[arg-type]
+    service.lookup(APP, "a")
+    recording.fail = True
+    with caplog.at_level(logging.ERROR, logger="kubectl_iter8.controller.abn.service"):
+        assert service.flush_users() == 0
+    assert "cannot record 1 users" in caplog.text
+    recording.fail = False
+    assert service.flush_users() == 0  # dropped, not retried
+    service.lookup(APP, "b")
+    assert service.flush_users() == 1
+    assert recording.groups() == {(APP, assign("b", [(0, 1.0), (1, 3.0)], application=APP)): {"b"}}
+
+
+def test_pending_users_are_bounded(apps: Apps, recording: RecordingStore, caplog: pytest.LogCaptureFixture):
+    service = AbnService(apps, recording)  # type: ignore[arg-type]
+    service.max_pending = 3
+    with caplog.at_level(logging.WARNING, logger="kubectl_iter8.controller.abn.service"):
+        for user in ("a", "b", "c", "d", "e", "a"):  # "a" again: already pending, not a new one
+            assert service.lookup(APP, user) in (0, 1)
+        assert len(caplog.records) == 1  # one warning, not one per dropped user
+        assert service.flush_users() == 3
+        for user in ("f", "g", "h", "i"):
+            service.lookup(APP, user)
+        assert len(caplog.records) == 2  # a new episode after the flush warns again
+    assert service.flush_users() == 3
+    assert set().union(*recording.groups().values()) == {"a", "b", "c", "f", "g", "h"}
+    assert service.calls() == {("lookup", "OK"): 10}
+
+
+def test_a_controller_not_ready_yet_answers_unavailable_quietly(store, caplog):
+    from kubectl_iter8.controller.errors import NotReadyError
+
+    def not_ready(application: str) -> None:
+        raise NotReadyError("the controller's caches are not synced yet")
+
+    served = serve(0, not_ready, store, host="127.0.0.1", max_workers=2)
+    try:
+        with Client(f"127.0.0.1:{served.port}", timeout=5) as client, pytest.raises(grpc.RpcError) as exc:
+            client.write_metric(APP, "u", "sales", 1.0)
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "not synced" in exc.value.details()
+        assert "Traceback" not in caplog.text  # a normal moment at start-up, not an error
+    finally:
+        served.stop(None)

@@ -1,83 +1,410 @@
-"""The SQLite metric store: durable writes, summaries over transactions and over users."""
+"""The metric stores: one set of behaviour tests for both backends (SQLite file, real Redis server),
+then what is particular to each, and ``--abn-store`` URLs."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-import statistics
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from kubectl_iter8.controller.abn.store import MetricStore, Stats
+import redis
+from kubectl_iter8.controller.abn.redis_store import RedisStore
+from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
+from kubectl_iter8.controller.abn.store import (
+    MetricStore,
+    StoreClosedError,
+    Values,
+    open_store,
+    parse_redis_url,
+    redact,
+    sqlite_path,
+)
+
+from kubectl_iter8.errors import UsageError
+
+APP = "ns/app"
 
 
-def test_values_survive_reopening(tmp_path):
-    path = tmp_path / "sub" / "abn.db"
-    with MetricStore(path) as store:
-        txn = store.write("default/app", 1, "sales", "alice", 12.5)
-        store.write("default/app", 0, "sales", "bob", 3.0)
-    with MetricStore(path) as store:
-        assert store.count() == 2
-        assert store.count("default/app") == 2
-        assert store.count("other/app") == 0
-        s = store.summary("default/app")
-    assert s["sales"][1].transactions == Stats(1, 12.5, 0.0, 12.5, 12.5)
-    assert s["sales"][0].transactions.mean == 3.0
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+
+    def open(self) -> MetricStore:
+        return open_store(self.url)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", f"sqlite:{tmp_path / 'sub' / 'abn.db'}")
+    return Backend("redis", request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[MetricStore]:
+    with backend.open() as s:
+        yield s
+
+
+# --- behaviour, on both backends ----------------------------------------------------------------
+
+
+def test_backend_type(backend: Backend, store: MetricStore):
+    assert isinstance(store, {"sqlite": SqliteStore, "redis": RedisStore}[backend.name])
+    assert isinstance(store, MetricStore)
+
+
+def test_write_is_durable_for_another_process(backend: Backend, store: MetricStore):
+    # Nothing buffered: a fresh process opening the same URL sees the value as soon as write() returned.
+    txn = store.write(APP, 2, "latency", "u", 0.25)
     assert len(txn) == 32
+    code = (
+        "import json, sys\n"
+        "from kubectl_iter8.controller.abn.store import open_store\n"
+        "with open_store(sys.argv[1]) as s:\n"
+        "    print(json.dumps([s.count(), s.values(sys.argv[2]).metrics]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, backend.url, APP], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert json.loads(out) == [1, {"latency": {"2": {"u": [0.25]}}}]
 
 
-def test_write_is_committed_for_another_connection(tmp_path):
-    # A second process sees the value as soon as write() returned (nothing buffered).
-    path = tmp_path / "abn.db"
-    store = MetricStore(path)
+def test_values_survive_reopening(backend: Backend):
+    with backend.open() as store:
+        store.write(APP, 1, "sales", "alice", 12.5)
+        store.add_users(APP, 1, ["alice", "bob"])
+    with backend.open() as store:
+        assert store.count() == 1
+        assert store.values(APP) == Values({"sales": {1: {"alice": [12.5]}}}, {1: {"alice", "bob"}})
+
+
+def test_values_grouping(store: MetricStore):
+    store.write(APP, 1, "m", "alice", 3.0, at=300.0)
+    store.write(APP, 1, "m", "bob", 10.0)
+    store.write(APP, 1, "m", "alice", 1.0, at=100.0)  # write order, not time order
+    store.write(APP, 1, "m", "alice", 2.0)
+    store.write(APP, 0, "m", "carol", -4.0)
+    store.write(APP, 1, "other", "alice", 7.0)
+    store.write("ns/else", 1, "m", "alice", 1000.0)
+    store.add_users(APP, 0, ["carol", "dave"])
+    values = store.values(APP)
+    assert values.metrics == {
+        "m": {1: {"alice": [3.0, 1.0, 2.0], "bob": [10.0]}, 0: {"carol": [-4.0]}},
+        "other": {1: {"alice": [7.0]}},
+    }
+    assert values.users == {0: {"carol", "dave"}}
+    assert store.values("ns/else").metrics == {"m": {1: {"alice": [1000.0]}}}
+    assert store.values("ns/none") == Values()
+
+
+def test_add_users_is_idempotent(store: MetricStore):
+    store.add_users(APP, 1, ["a", "b", "a"])
+    store.add_users(APP, 1, iter(["b", "c"]))
+    store.add_users(APP, 2, ["a"])
+    store.add_users(APP, 3, [])
+    store.add_users("ns/nobody", 0, [])
+    assert store.values(APP).users == {1: {"a", "b", "c"}, 2: {"a"}}
+    assert store.count() == 0
+    assert store.applications() == [APP]
+
+
+def test_many_users_in_one_call(store: MetricStore):
+    users = [f"user-{i}" for i in range(2500)]
+    store.add_users(APP, 0, users)
+    assert store.values(APP).users == {0: set(users)}
+
+
+def test_applications(store: MetricStore):
+    assert store.applications() == []
+    store.write("zz/values-only", 0, "m", "u", 1.0)
+    store.add_users("aa/users-only", 0, ["u"])
+    store.write("mm/both", 0, "m", "u", 1.0)
+    store.add_users("mm/both", 0, ["u"])
+    assert store.applications() == ["aa/users-only", "mm/both", "zz/values-only"]
+
+
+def test_count(store: MetricStore):
+    assert store.count() == 0
+    for i in range(3):
+        store.write(APP, i, "m", "u", float(i))
+    store.write("ns/b", 0, "m", "u", 1.0)
+    assert (store.count(), store.count(APP), store.count("ns/b"), store.count("ns/none")) == (4, 3, 1, 0)
+
+
+def test_concurrent_writes(store: MetricStore):
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(200):
+                store.write(APP, n % 2, "m", f"user-{n}", float(i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count() == store.count(APP) == 1600
+    values = store.values(APP).metrics["m"]
+    for n in range(8):
+        assert values[n % 2][f"user-{n}"] == [float(i) for i in range(200)]
+
+
+def test_two_stores_see_each_others_writes(backend: Backend):
+    # Two replicas of the controller on one backend.
+    with backend.open() as one, backend.open() as two:
+        one.write(APP, 0, "m", "alice", 1.0)
+        two.write(APP, 1, "m", "bob", 2.0)
+        one.add_users(APP, 1, ["carol"])
+        for store in (one, two):
+            assert store.values(APP) == Values(
+                {"m": {0: {"alice": [1.0]}, 1: {"bob": [2.0]}}}, {1: {"carol"}}
+            )
+            assert store.count() == 2
+            assert store.applications() == [APP]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_rejects_non_finite_values(store: MetricStore, bad: float):
+    with pytest.raises(ValueError, match="finite"):
+        store.write(APP, 0, "m", "u", bad)
+    assert store.count() == 0
+    assert store.applications() == []
+
+
+def test_a_transaction_is_stored_once(store: MetricStore):
+    # A retried write (same transaction id) does not count twice; the first value stays.
+    assert store.write(APP, 0, "m", "u", 1.0, transaction="t-1") == "t-1"
+    assert store.write(APP, 0, "m", "u", 2.0, transaction="t-1") == "t-1"
+    assert store.write(APP, 0, "m", "u", 3.0) != store.write(APP, 0, "m", "u", 3.0)
+    assert store.count() == 3
+    assert store.values(APP).metrics == {"m": {0: {"u": [1.0, 3.0, 3.0]}}}
+
+
+def test_closed_store_raises(backend: Backend):
+    store = backend.open()
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StoreClosedError, match="closed"):
+        store.write(APP, 0, "m", "u", 1.0)
+    with pytest.raises(StoreClosedError):
+        store.values(APP)
+
+
+# --- SQLite only -------------------------------------------------------------------------------
+
+
+def test_sqlite_settings_and_rows(tmp_path: Path):
+    with SqliteStore(tmp_path / "abn.db") as store:
+        txn = store.write(APP, 1, "m", "u", 2.5, at=123.0)
+        (mode,) = store._db.execute("PRAGMA journal_mode").fetchone()
+        (sync,) = store._db.execute("PRAGMA synchronous").fetchone()
+        row = store._db.execute("SELECT * FROM metric_values").fetchone()
+    assert (mode, sync) == ("wal", 2)  # 2 is FULL
+    assert row == (APP, 1, "m", "u", txn, 2.5, 123.0)
+
+
+def test_sqlite_store_is_still_importable_from_store():
+    from kubectl_iter8.controller.abn.store import SqliteStore as Reexported
+
+    assert Reexported is SqliteStore
+
+
+# --- Redis only --------------------------------------------------------------------------------
+
+
+def test_redis_keys(redis_url: str):
+    with open_store(redis_url) as store:
+        store.write(APP, 1, "m", "u", 2.5, transaction="t", at=123.0)
+        store.add_users(APP, 1, ["u"])
+        assert isinstance(store, RedisStore)
+        client = store.client
+        assert sorted(client.keys("*")) == [
+            "iter8:abn:apps",
+            "iter8:abn:{ns/app}:txns",
+            "iter8:abn:{ns/app}:user-versions",
+            "iter8:abn:{ns/app}:users:1",
+            "iter8:abn:{ns/app}:values",
+        ]
+        assert client.lrange("iter8:abn:{ns/app}:values", 0, -1) == ['[1,"m","u","t",2.5,123.0]']
+
+
+def test_redis_restart_keeps_acknowledged_values(redis_server):
+    store = open_store(redis_server.url)
     try:
-        store.write("ns/app", 2, "latency", "u", 0.25)
-        code = (
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
-            "print(db.execute('SELECT COUNT(*), SUM(value) FROM metric_values').fetchone())"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, timeout=60
-        ).stdout
-        assert out.strip() == "(1, 0.25)"
+        store.write(APP, 1, "m", "alice", 4.0)
+        store.add_users(APP, 1, ["alice", "bob"])
+        redis_server.kill()  # a crash: only what was fsynced survives
+        redis_server.start()
+        with open_store(redis_server.url) as fresh:
+            assert fresh.values(APP) == Values({"m": {1: {"alice": [4.0]}}}, {1: {"alice", "bob"}})
+        # The store opened before the restart reconnects by itself.
+        store.write(APP, 1, "m", "bob", 1.0)
+        assert store.count(APP) == 2
     finally:
         store.close()
 
 
-def test_summary_numbers(tmp_path):
-    with MetricStore(tmp_path / "abn.db") as store:
-        # version 1: alice writes 1, 2, 3; bob writes 10
-        for value in (1.0, 2.0, 3.0):
-            store.write("ns/app", 1, "m", "alice", value)
-        store.write("ns/app", 1, "m", "bob", 10.0)
-        # version 0: one value; another metric and another application are kept apart
-        store.write("ns/app", 0, "m", "carol", -4.0)
-        store.write("ns/app", 1, "other", "alice", 7.0)
-        store.write("ns/else", 1, "m", "alice", 1000.0)
-        s = store.summary("ns/app")
-    assert set(s) == {"m", "other"}
-    assert set(s["m"]) == {0, 1}
-    tx = s["m"][1].transactions
-    assert (tx.count, tx.mean, tx.min, tx.max) == (4, 4.0, 1.0, 10.0)
-    assert tx.stddev == pytest.approx(math.sqrt(((3**2) + (2**2) + (1**2) + (6**2)) / 3))
-    users = s["m"][1].users  # per-user means: alice 2, bob 10
-    assert (users.count, users.mean, users.min, users.max) == (2, 6.0, 2.0, 10.0)
-    assert users.stddev == pytest.approx(statistics.stdev([2.0, 10.0]))
-    assert s["m"][0].transactions == Stats(1, -4.0, 0.0, -4.0, -4.0)
-    assert s["m"][0].users == Stats(1, -4.0, 0.0, -4.0, -4.0)
-    assert s["other"][1].transactions.count == 1
+def test_redis_down_fails_the_write(redis_server):
+    with open_store(redis_server.url) as store:
+        redis_server.stop()
+        with pytest.raises(redis.ConnectionError):
+            store.write(APP, 0, "m", "u", 1.0)
 
 
-def test_rejects_non_finite_values(tmp_path):
-    with MetricStore(tmp_path / "abn.db") as store:
-        for bad in (math.nan, math.inf, -math.inf):
-            with pytest.raises(ValueError, match="finite"):
-                store.write("ns/app", 0, "m", "u", bad)
-        assert store.count() == 0
-        assert store.summary("ns/app") == {}
+def test_redis_warns_when_writes_are_not_persisted(redis_url: str, caplog: pytest.LogCaptureFixture):
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    admin.config_set("appendfsync", "everysec")
+    try:
+        with caplog.at_level(logging.WARNING, logger="kubectl_iter8.controller.abn.redis_store"):
+            open_store(redis_url).close()
+    finally:
+        admin.config_set("appendfsync", "always")
+        admin.close()
+    assert "appendfsync=everysec" in caplog.text
+    assert "may be lost" in caplog.text
 
 
-def test_wal_mode(tmp_path):
-    with MetricStore(tmp_path / "abn.db") as store:
-        (mode,) = store._db.execute("PRAGMA journal_mode").fetchone()
-    assert mode == "wal"
+# --- --abn-store URLs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:abn.db", "abn.db"),
+        ("sqlite:/var/lib/abn.db", "/var/lib/abn.db"),
+        ("sqlite:///var/lib/abn.db", "/var/lib/abn.db"),
+        ("sqlite://data/abn.db", "data/abn.db"),
+        ("SQLite:x.db", "x.db"),
+        ("/var/lib/abn.db", "/var/lib/abn.db"),
+        ("data/abn.db", "data/abn.db"),
+    ],
+)
+def test_sqlite_paths(url: str, path: str):
+    assert sqlite_path(url) == Path(path)
+
+
+def test_open_store_sqlite(tmp_path: Path):
+    for url in (f"sqlite:{tmp_path}/a/abn.db", str(tmp_path / "b" / "abn.db"), f" sqlite://{tmp_path}/c.db "):
+        with open_store(url) as store:
+            assert isinstance(store, SqliteStore)
+            store.write(APP, 0, "m", "u", 1.0)
+    assert sorted(p.name for p in tmp_path.rglob("*.db")) == ["abn.db", "abn.db", "c.db"]
+
+
+def test_open_store_sqlite_cannot_open(tmp_path: Path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match=r"^--abn-store sqlite:.*/file/abn.db: cannot open: "):
+        open_store(f"sqlite:{tmp_path}/file/abn.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "",
+            "--abn-store: empty; expected sqlite:PATH, a bare PATH, or redis[s]://[[user]:password@]host[:port][/db]",
+        ),
+        ("sqlite:", "--abn-store sqlite:: no file name; expected"),
+        ("sqlite://", "--abn-store sqlite://: no file name"),
+        ("postgres://u:pw@db/x", "--abn-store postgres://u:***@db/x: unknown scheme 'postgres'"),
+        ("redis:localhost", "--abn-store redis:localhost: expected redis://host[:port][/db]"),
+        ("redis://", "--abn-store redis://: no host; expected redis[s]://[[user]:password@]host[:port][/db]"),
+        ("redis://:pw@", "--abn-store redis://:***@: no host"),
+        (
+            "redis://:pw@host:99999",
+            "--abn-store redis://:***@host:99999: bad host or port (Port out of range 0-65535)",
+        ),
+        ("redis://:pw@host:port", "--abn-store redis://:***@host:port: bad host or port"),
+        ("redis://host/one", "--abn-store redis://host/one: the database must be a number, not 'one'"),
+        (
+            "redis://host/0?ssl_cert_reqs=none",
+            "--abn-store redis://host/0?ssl_cert_reqs=none: query parameters are not supported",
+        ),
+        (
+            "redis://pw@host",
+            "--abn-store redis://***@host: put the password after a colon (redis://:password@host)",
+        ),
+    ],
+)
+def test_bad_urls(url: str, message: str):
+    with pytest.raises(UsageError) as exc:
+        open_store(url)
+    assert str(exc.value).startswith(message)
+    assert "\n" not in str(exc.value)
+    assert "pw" not in str(exc.value).replace("postgres", "")
+
+
+def test_parse_redis_url():
+    a = parse_redis_url("rediss://us%40er:p%3Aw@d@[::1]:7000/3")
+    assert (a.host, a.port, a.db, a.username, a.password, a.ssl) == ("::1", 7000, 3, "us@er", "p:w@d", True)
+    assert a.shown == "rediss://us%40er:***@[::1]:7000/3"
+    b = parse_redis_url("redis://:secret@redis")
+    assert (b.host, b.port, b.db, b.username, b.password, b.ssl) == ("redis", 6379, 0, None, "secret", False)
+    c = parse_redis_url("redis://cache.svc:6380/")
+    assert (c.host, c.port, c.db, c.username, c.password) == ("cache.svc", 6380, 0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:pw@host:1/0", "redis://user:***@host:1/0"),
+        ("redis://:p@ss/w@host", "redis://:***@host"),
+        ("rediss://:pw@host", "rediss://:***@host"),
+        ("redis://pw@host", "redis://***@host"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("sqlite:/var/lib/a@b.db", "sqlite:/var/lib/a@b.db"),
+        ("sqlite:///var/lib/a@b.db", "sqlite:///var/lib/a@b.db"),
+        ("/plain/path", "/plain/path"),
+    ],
+)
+def test_redact(url: str, shown: str):
+    assert redact(url) == shown
+
+
+def test_cannot_connect_names_the_url_without_password(caplog: pytest.LogCaptureFixture):
+    port = free_port()
+    with caplog.at_level(logging.DEBUG), pytest.raises(UsageError) as exc:
+        open_store(f"redis://:s3cret@127.0.0.1:{port}/0")
+    message = str(exc.value)
+    assert message.startswith(f"--abn-store redis://:***@127.0.0.1:{port}/0: cannot connect: ")
+    assert "\n" not in message
+    assert "s3cret" not in message + caplog.text
+
+
+def test_wrong_password_is_not_shown(redis_url: str, caplog: pytest.LogCaptureFixture):
+    url = redis_url.replace("redis://", "redis://nobody:s3cret@")
+    with caplog.at_level(logging.DEBUG), pytest.raises(UsageError, match="cannot connect") as exc:
+        open_store(url)
+    assert "s3cret" not in str(exc.value) + caplog.text
+    assert "nobody:***@" in str(exc.value)
+
+
+def test_importing_the_store_does_not_import_redis():
+    code = (
+        "import sys, tempfile\n"
+        "from kubectl_iter8.controller.abn.store import open_store\n"
+        "open_store(tempfile.mkdtemp() + '/abn.db').close()\n"
+        "print('redis' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,113 @@
+"""The A/B/n parts of a running controller: the metric store, the gRPC service, the HTTP read side.
+
+``controller serve --abn-port`` creates one :class:`AbnRuntime`. Assignment reads the versions the
+controller's reconciles decide (``versions_for``), so every replica, leader or not, answers the
+same; metric values go to the configured store (SQLite for one replica, Redis for several). The
+read side is served on the controller's HTTP port:
+
+* ``GET /abnDashboard?namespace=NS&application=APP``: Iter8's shape, per metric: summaries over
+  transactions and over users, and histograms (what the Grafana dashboard in ``grafana/`` reads);
+* ``GET /abnValues?namespace=NS&application=APP``: the values themselves, per metric and version
+  (what the ``abnmetrics`` task fetches so that ``assess`` can compare versions);
+
+``namespace`` may be left out when ``application`` is ``NS/APP``; a bare ``APP`` is in ``default``.
+Errors are JSON ``{"error": ...}``: 400 for a missing or malformed parameter, 404 for an
+application with neither a routemap nor stored values. ``/metrics`` gets ``iter8_abn_*`` families
+(see :func:`.summary.prometheus_lines`) and the service's call counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubectl_iter8.errors import UsageError
+
+from ..config import Settings
+from ..http import Response, Route
+from .service import Rejected, Served, VersionsFor, application_key, serve
+from .store import MetricStore, open_store, redact
+from .summary import dashboard, prometheus_lines, samples, summarize
+
+log = logging.getLogger("kubectl_iter8.controller")
+
+
+def _json(status: int, document: Any) -> Response:
+    return status, json.dumps(document, separators=(",", ":")) + "\n", "application/json"
+
+
+class AbnRuntime:
+    """Opens the store and starts the gRPC service (both at once: a bad flag fails the start)."""
+
+    def __init__(
+        self, settings: Settings, *, versions_for: VersionsFor, known: Callable[[str], bool]
+    ) -> None:
+        assert settings.abn_port is not None
+        self.store_name = redact(settings.abn_store)
+        self.store: MetricStore = open_store(settings.abn_store)
+        self._known = known
+        try:
+            self.served: Served = serve(
+                settings.abn_port, versions_for, self.store, host=settings.abn_address
+            )
+        except (OSError, RuntimeError) as exc:
+            self.store.close()
+            raise UsageError(
+                f"--abn-port: cannot listen on {settings.abn_address}:{settings.abn_port}: {exc}"
+            ) from None
+
+    @property
+    def port(self) -> int:
+        return self.served.port
+
+    def stop(self) -> None:
+        self.served.stop(grace=2.0)
+        self.store.close()
+
+    # --- HTTP read side ------------------------------------------------------------------------
+
+    def routes(self) -> dict[str, Route]:
+        return {"/abnDashboard": self._dashboard, "/abnValues": self._values}
+
+    def _application(self, query: dict[str, str]) -> str | Response:
+        """The application key the query names, or the error response."""
+        name = query.get("application", "").strip()
+        if not name:
+            return _json(400, {"error": "the query parameter application is required"})
+        namespace = query.get("namespace", "").strip()
+        if namespace and "/" not in name:
+            name = f"{namespace}/{name}"
+        try:
+            return application_key(name)
+        except Rejected as rejected:
+            return _json(400, {"error": str(rejected)})
+
+    def _read(self, query: dict[str, str], render: Callable[[str, Any], Any]) -> Response:
+        application = self._application(query)
+        if not isinstance(application, str):
+            return application
+        values = self.store.values(application)
+        if not values.metrics and not values.users and not self._known(application):
+            return _json(404, {"error": f"application {application!r} not found"})
+        return _json(200, render(application, values))
+
+    def _dashboard(self, query: dict[str, str]) -> Response:
+        return self._read(query, lambda _, values: dashboard(values))
+
+    def _values(self, query: dict[str, str]) -> Response:
+        return self._read(query, samples)
+
+    # --- /metrics ------------------------------------------------------------------------------
+
+    def collect(self) -> list[str]:
+        lines = prometheus_lines(
+            {app: summarize(self.store.values(app)) for app in self.store.applications()}
+        )
+        calls = self.served.service.calls()
+        lines.append("# HELP iter8_abn_calls_total A/B/n gRPC calls by method and status code.")
+        lines.append("# TYPE iter8_abn_calls_total counter")
+        for (method, code), count in sorted(calls.items()):
+            lines.append(f'iter8_abn_calls_total{{code="{code}",method="{method}"}} {count}')
+        return lines

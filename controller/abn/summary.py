@@ -1,0 +1,229 @@
+"""The read side of A/B/n: statistics, dashboards and Prometheus lines computed from raw :class:`Values`.
+
+Pure functions, so both store backends give the same numbers and the HTTP handlers only fetch and
+serialise. Iter8's semantics (``storage/`` and ``metrics/server.go``):
+
+* **over transactions**: every value written for a metric and version counts once;
+* **over users**: a user's value is the SUM of that user's values for that metric and version, and a
+  user assigned to that version (:meth:`~.store.MetricStore.add_users`) who wrote no value for the
+  metric counts as 0, so "revenue over users" is revenue per assigned user, buyers or not.
+
+A version appears under a metric once it has at least one value for it. Standard deviations are
+sample ones (n - 1; 0 for a single value). Every number is finite (sums beyond the float range
+saturate at its limits), so the results serialise as strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .store import Values
+
+#: Buckets of a dashboard histogram (Iter8's default).
+BUCKETS = 10
+
+
+def _clamp(x: float) -> float:
+    if math.isnan(x):
+        return 0.0
+    return max(-sys.float_info.max, min(sys.float_info.max, x))
+
+
+def _sum(values: Iterable[float]) -> float:
+    values = list(values)
+    try:
+        return _clamp(math.fsum(values))
+    except OverflowError:  # fsum's intermediate overflow: the true sum is beyond the float range
+        return _clamp(sum(values))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Statistics of a non-empty sample; ``stddev`` is the sample standard deviation (n - 1)."""
+
+    count: int
+    mean: float
+    stddev: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Stats:
+        if not values:
+            raise ValueError("no values")
+        n = len(values)
+        mean = _clamp(_sum(values) / n)
+        # Two passes (mean, then squared deviations) keep the variance accurate for large values.
+        # d * d, not d ** 2: the product saturates to inf (then clamped) where ** raises OverflowError.
+        stddev = _clamp(math.sqrt(_sum((v - mean) * (v - mean) for v in values) / (n - 1))) if n > 1 else 0.0
+        return cls(count=n, mean=mean, stddev=stddev, min=min(values), max=max(values))
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One metric of one version: over every value (``transactions``) and over users (``users``)."""
+
+    transactions: Stats
+    users: Stats
+
+
+#: metric name -> version number -> summary
+Summary = dict[str, dict[int, VersionSummary]]
+
+
+def per_user(values: Values, metric: str, version: int) -> list[float]:
+    """Each user's value of ``metric`` in ``version``: their sum; then 0 per assigned user without one."""
+    by_user = values.metrics.get(metric, {}).get(version, {})
+    sums = [_sum(v) for v in by_user.values()]
+    idle = sorted(values.users.get(version, set()) - by_user.keys())
+    return sums + [0.0] * len(idle)
+
+
+def transactions(values: Values, metric: str, version: int) -> list[float]:
+    """Every value of ``metric`` in ``version``, user by user, each user's in write order."""
+    by_user = values.metrics.get(metric, {}).get(version, {})
+    return [v for user_values in by_user.values() for v in user_values]
+
+
+def _versions(values: Values, metric: str) -> list[int]:
+    return sorted(v for v, by_user in values.metrics.get(metric, {}).items() if any(by_user.values()))
+
+
+def summarize(values: Values) -> Summary:
+    """Statistics per metric and version, over transactions and over users."""
+    return {
+        metric: {
+            version: VersionSummary(
+                Stats.of(transactions(values, metric, version)), Stats.of(per_user(values, metric, version))
+            )
+            for version in _versions(values, metric)
+        }
+        for metric in sorted(values.metrics)
+        if _versions(values, metric)
+    }
+
+
+def _stats_row(version: int, stats: Stats) -> dict[str, Any]:
+    return {
+        "Version": version,
+        "Count": stats.count,
+        "Mean": stats.mean,
+        "StdDev": stats.stddev,
+        "Min": stats.min,
+        "Max": stats.max,
+    }
+
+
+def _floor1(x: float) -> str:
+    if abs(x) >= 1e15:  # no decimals left to floor; "1e+20", not 21 digits
+        return repr(x)
+    return f"{math.floor(x * 10) / 10 + 0.0:.1f}"  # "+ 0.0" turns -0.0 into 0.0
+
+
+def histogram(by_version: Mapping[int, list[float]], buckets: int = BUCKETS) -> list[dict[str, Any]]:
+    """Iter8's dashboard histogram: equal-width buckets from the least to the greatest value of all
+    versions, every version x bucket listed (zeros too); one bucket when all values are equal."""
+    every = [v for vs in by_version.values() for v in vs]
+    if not every:
+        return []
+    lo, hi = min(every), max(every)
+    n = buckets if hi > lo else 1
+    width = (hi - lo) / n
+    if not math.isfinite(width):  # a span beyond the float range: scale before subtracting
+        width = hi / n - lo / n
+    edges = [lo + i * width for i in range(n)] + [hi]
+    edges = [e if math.isfinite(e) else lo / n * (n - i) + hi / n * i for i, e in enumerate(edges)]
+    labels = [f"{_floor1(edges[i])} - {_floor1(edges[i + 1])}" for i in range(n)]
+    rows: list[dict[str, Any]] = []
+    for version in sorted(by_version):
+        counts = [0] * n
+        for v in by_version[version]:
+            position = (v - lo) / width if width > 0 else 0.0
+            if not math.isfinite(position):
+                position = v / width - lo / width
+            # Like gonum's plotter.Hist (Iter8): the greatest value falls in the last bucket.
+            counts[min(int(position), n - 1)] += 1
+        rows.extend(
+            {"Version": str(version), "Bucket": label, "Value": count}
+            for label, count in zip(labels, counts, strict=True)
+        )
+    return rows
+
+
+def dashboard(values: Values) -> dict[str, Any]:
+    """Iter8's ``/abnDashboard`` document: per metric, summaries and histograms (transactions, users)."""
+    out: dict[str, Any] = {}
+    for metric, versions in summarize(values).items():
+        over_tx = {version: transactions(values, metric, version) for version in versions}
+        over_users = {version: per_user(values, metric, version) for version in versions}
+        out[metric] = {
+            "SummaryOverTransactions": [_stats_row(v, s.transactions) for v, s in versions.items()],
+            "SummaryOverUsers": [_stats_row(v, s.users) for v, s in versions.items()],
+            "HistogramsOverTransactions": histogram(over_tx),
+            "HistogramsOverUsers": histogram(over_users),
+        }
+    return out
+
+
+def samples(application: str, values: Values) -> dict[str, Any]:
+    """The ``/abnValues`` document: every value per metric and version, over transactions and over users."""
+    return {
+        "application": application,
+        "metrics": {
+            metric: {
+                str(version): {
+                    "transactions": transactions(values, metric, version),
+                    "users": per_user(values, metric, version),
+                }
+                for version in _versions(values, metric)
+            }
+            for metric in sorted(values.metrics)
+            if _versions(values, metric)
+        },
+    }
+
+
+_FAMILIES = (
+    ("count", "Number of values of an A/B/n metric (over transactions) or of users (over users)"),
+    ("mean", "Mean of an A/B/n metric"),
+    ("stddev", "Sample standard deviation of an A/B/n metric"),
+    ("min", "Least value of an A/B/n metric"),
+    ("max", "Greatest value of an A/B/n metric"),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(x: float) -> str:
+    return str(x) if isinstance(x, int) else repr(float(x))
+
+
+def prometheus_lines(summaries: Mapping[str, Summary]) -> list[str]:
+    """Gauges ``iter8_abn_metric_{count,mean,stddev,min,max}`` in Prometheus text format 0.0.4.
+
+    ``summaries`` maps ``"namespace/application"`` (a bare name means namespace ``default``) to
+    :func:`summarize` of its values. HELP and TYPE come once per family, even with no samples.
+    """
+    lines: list[str] = []
+    for stat, text in _FAMILIES:
+        name = f"iter8_abn_metric_{stat}"
+        lines += [f"# HELP {name} {text}.", f"# TYPE {name} gauge"]
+        for key in sorted(summaries):
+            namespace, slash, application = key.partition("/")
+            if not slash:
+                namespace, application = "default", key
+            for metric, versions in sorted(summaries[key].items()):
+                for version, summary in sorted(versions.items()):
+                    for over, stats in (("transactions", summary.transactions), ("users", summary.users)):
+                        labels = (
+                            f'namespace="{_label(namespace)}",application="{_label(application)}",'
+                            f'metric="{_label(metric)}",version="{version}",over="{over}"'
+                        )
+                        lines.append(f"{name}{{{labels}}} {_number(getattr(stats, stat))}")
+    return lines
