@@ -67,6 +67,17 @@ def test_shares_proportional_to_weights(weights: tuple[float, ...]):
         assert abs(counts[number] - n * p) <= 5 * sigma, (number, counts[number], n * p, sigma)
 
 
+@pytest.mark.parametrize("weights", [(30.0, 70.0), (50.0, 30.0, 20.0), (1.0, 1.0, 1.0, 97.0)])
+def test_shares_within_one_point_for_100000_users(weights: tuple[float, ...]):
+    # The figure: every version's share of 100,000 users within 1 percentage point of its
+    # share of the weights (six standard deviations or more here).
+    versions = list(enumerate(weights))
+    counts = Counter(assign(f"customer-{i}", versions, application="shop/web") for i in range(100_000))
+    for number, weight in versions:
+        share = 100 * counts[number] / 100_000
+        assert abs(share - 100 * weight / sum(weights)) < 1, (number, share)
+
+
 def test_adding_a_version_moves_users_only_to_it():
     before = assignments([(0, 1.0), (1, 1.0)])
     after = assignments([(0, 1.0), (1, 1.0), (2, 1.0)])
