@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,19 @@ def _json(status: int, document: Any) -> Response:
     return status, json.dumps(document, separators=(",", ":")) + "\n", "application/json"
 
 
+def _check_port(address: str, port: int) -> None:
+    """Fail with one line when the port is taken: grpc would log a C-level error first."""
+    if port == 0:
+        return
+    host = address.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"--abn-port: cannot listen on {address}:{port}: {exc.strerror}") from None
+
+
 class AbnRuntime:
     """Opens the store and starts the gRPC service (both at once: a bad flag fails the start)."""
 
@@ -45,6 +59,7 @@ class AbnRuntime:
         self, settings: Settings, *, versions_for: VersionsFor, known: Callable[[str], bool]
     ) -> None:
         assert settings.abn_port is not None
+        _check_port(settings.abn_address, settings.abn_port)
         self.store_name = redact(settings.abn_store)
         self.store: MetricStore = open_store(settings.abn_store)
         self._known = known

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from controller_helpers import Harness, app_versions, create_version, routemap, wait_until
+from kubectl_iter8.controller.manager import Controller
 from kubectl_iter8.controller.status import read_status
 from test_serve import free_port, http_get
 
@@ -23,7 +24,15 @@ from kubectl_iter8.testing import FakeKube
 FRONTEND = Path(__file__).resolve().parents[2] / "examples" / "abn" / "frontend.py"
 
 
-def backend(body: bytes) -> ThreadingHTTPServer:
+def backend(harness: Harness, kube: FakeKube, tmp_path: Path) -> Controller:
+    """The routemap ``backend`` (v0 and v1, 50/50) and a controller serving A/B/n with SQLite."""
+    create_version(kube, "v0")
+    create_version(kube, "v1")
+    kube.create(routemap("backend", app_versions("v0", "v1", weights=[50, 50])))
+    return harness.start(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.sqlite'}")
+
+
+def http_backend(body: bytes) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
@@ -41,7 +50,7 @@ def backend(body: bytes) -> ThreadingHTTPServer:
 
 @pytest.fixture
 def backends() -> Iterator[list[str]]:
-    servers = [backend(b"version zero\n"), backend(b"version one\n")]
+    servers = [http_backend(b"version zero\n"), http_backend(b"version one\n")]
     yield [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
     for s in servers:
         s.shutdown()
@@ -64,10 +73,7 @@ def request(port: int, path: str, user: str | None, method: str = "GET") -> tupl
 def test_frontend_routes_users_stickily_and_records_sales(
     harness: Harness, fake_kube: FakeKube, tmp_path: Path, backends: list[str]
 ) -> None:
-    create_version(fake_kube, "v0")
-    create_version(fake_kube, "v1")
-    fake_kube.create(routemap("backend", app_versions("v0", "v1", weights=[50, 50])))
-    ctl = harness.start(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.sqlite'}")
+    ctl = backend(harness, fake_kube, tmp_path)
     assert ctl.abn is not None
     assert ctl.http is not None
     target = f"127.0.0.1:{ctl.abn.port}"
@@ -107,10 +113,7 @@ def test_an_experiment_compares_versions_on_what_the_frontend_wrote(
     cli, harness: Harness, fake_kube: FakeKube, tmp_path: Path
 ) -> None:
     # SDK -> ABN service -> store -> /abnValues -> abnmetrics -> assess: the whole A/B/n path.
-    create_version(fake_kube, "v0")
-    create_version(fake_kube, "v1")
-    fake_kube.create(routemap("backend", app_versions("v0", "v1", weights=[50, 50])))
-    ctl = harness.start(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.sqlite'}")
+    ctl = backend(harness, fake_kube, tmp_path)
     assert ctl.abn is not None
     assert ctl.http is not None
     with Client(f"127.0.0.1:{ctl.abn.port}", timeout=5) as abn:
@@ -142,10 +145,7 @@ def test_an_experiment_compares_versions_on_what_the_frontend_wrote(
 def test_only_the_seed_annotation_reshuffles_users(
     harness: Harness, fake_kube: FakeKube, tmp_path: Path
 ) -> None:
-    create_version(fake_kube, "v0")
-    create_version(fake_kube, "v1")
-    fake_kube.create(routemap("backend", app_versions("v0", "v1", weights=[50, 50])))
-    ctl = harness.start(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.sqlite'}")
+    ctl = backend(harness, fake_kube, tmp_path)
     assert ctl.abn is not None
     users = [f"u{i}" for i in range(2000)]
 

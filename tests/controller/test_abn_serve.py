@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -327,16 +328,27 @@ def test_replicas_sharing_redis_see_each_other_s_writes(
             replica.stop(kill=True)
 
 
-def test_serve_refuses_a_bad_store_in_one_line(fake_kube: FakeKube, tmp_path: Path) -> None:
-    env = {**os.environ, **fake_kube.env()}
+def serve_fails(kube: FakeKube, cwd: Path, *flags: str) -> str:
+    """Run ``controller serve`` with flags it must refuse; the whole stderr, after checking it is one line."""
     out = subprocess.run(
-        [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--abn-port", "0",
-         "--http-port", "0", "--abn-store", "redis://:s3cret@127.0.0.1:1/0"],
-        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--http-port", "0", *flags],
+        env={**os.environ, **kube.env()}, capture_output=True, text=True, timeout=60, cwd=cwd,
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, out.stderr
-    assert "--abn-store" in errors[0]
-    assert "s3cret" not in out.stderr
-    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: "), out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    return out.stderr
+
+
+def test_serve_refuses_a_bad_store_or_a_taken_port_in_one_line(fake_kube: FakeKube, tmp_path: Path) -> None:
+    err = serve_fails(fake_kube, tmp_path, "--abn-port", "0", "--abn-store", "redis://:s3cret@127.0.0.1:1/0")
+    assert "--abn-store" in err
+    assert "s3cret" not in err
+    err = serve_fails(fake_kube, tmp_path, "--abn-port", "0", "--abn-store", "mysql://db/abn")
+    assert "--abn-store" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = serve_fails(fake_kube, tmp_path, "--abn-port", str(port))
+    assert err == f"error: --abn-port: cannot listen on 127.0.0.1:{port}: Address already in use\n"
