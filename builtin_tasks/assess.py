@@ -89,7 +89,7 @@ class CompareInput(TaskInputs):
 
     metric: str = Field(min_length=1)
     #: mann-whitney, bootstrap, welch or beta-binomial; default from the metric's name.
-    test: Literal["mann-whitney", "bootstrap", "welch", "beta-binomial"] | None = None
+    test: st.Method | None = None
     #: For ``bootstrap``: the percentile compared (default: from the name, e.g. ``-p95``, else 95).
     percentile: float | None = Field(default=None, gt=0, lt=100)
     better: Literal["lower", "higher"] = "lower"
@@ -316,12 +316,15 @@ def _comparison(
     split = st.split_statistic(spec.metric)
     base_metric = spec.metric
     percentile = spec.percentile
-    if split is not None and st.sample_source(result, baseline, spec.metric) is None:
+    # A name like http/latency-p95 is a statistic of http/latency's samples, unless the name itself has them.
+    src_b = st.sample_source(result, baseline, spec.metric) if split is not None else None
+    if split is not None and src_b is None:
         base_metric = split[0]
         if split[1] != "mean" and percentile is None:
             percentile = float(split[1][1:])
     empty = st.Samples.of([])
-    src_b = st.sample_source(result, baseline, base_metric)
+    if src_b is None:
+        src_b = st.sample_source(result, baseline, base_metric)
     src_c = st.sample_source(result, version, base_metric)
     x_b = src_b.samples if src_b else empty
     x_c = src_c.samples if src_c else empty

@@ -35,14 +35,16 @@ Route = Callable[[dict[str, str]], Response]
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def _labels(pairs: dict[str, str]) -> str:
+def escape_label(value: str) -> str:
+    """A label value as the text format writes it: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def label_set(pairs: dict[str, str]) -> str:
+    """``{a="x",b="y"}`` (keys sorted), or nothing for no labels."""
     if not pairs:
         return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), " ")}"'
-        for k, v in sorted(pairs.items())
-    )
-    return "{" + body + "}"
+    return "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in sorted(pairs.items())) + "}"
 
 
 class Metrics:
@@ -91,7 +93,7 @@ class Metrics:
         with self._lock:
             family("iter8_controller_reconciles_total", "counter", "Reconciles by result.")
             for result, count in sorted(self.reconciles.items()):
-                lines.append(f"iter8_controller_reconciles_total{_labels({'result': result})} {count}")
+                lines.append(f"iter8_controller_reconciles_total{label_set({'result': result})} {count}")
             family("iter8_controller_reconcile_duration_seconds", "histogram", "Time spent per reconcile.")
             cumulative = 0
             for bound, count in zip((*BUCKETS, float("inf")), self._buckets, strict=True):
@@ -102,10 +104,10 @@ class Metrics:
             lines.append(f"iter8_controller_reconcile_duration_seconds_count {self._duration_count}")
             family("iter8_controller_writes_total", "counter", "Writes to the API server by kind of write.")
             for kind, count in sorted(self.writes.items()):
-                lines.append(f"iter8_controller_writes_total{_labels({'kind': kind})} {count}")
+                lines.append(f"iter8_controller_writes_total{label_set({'kind': kind})} {count}")
             family("iter8_controller_applied_weight", "gauge", "Weight applied per routemap version.")
             for (namespace, routemap, version), weight in sorted(self.weights.items()):
-                labels = _labels({"namespace": namespace, "routemap": routemap, "version": version})
+                labels = label_set({"namespace": namespace, "routemap": routemap, "version": version})
                 lines.append(f"iter8_controller_applied_weight{labels} {weight}")
         family("iter8_controller_queue_depth", "gauge", "Keys waiting in the work queue.")
         lines.append(f"iter8_controller_queue_depth {self.queue_depth()}")

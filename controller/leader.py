@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubectl_iter8.errors import KubeConflictError, KubeError, KubeNotFoundError
+from kubectl_iter8.errors import KubeConflictError, KubeError
 from kubectl_iter8.kube import LEASES, Kube
 
 log = logging.getLogger("kubectl_iter8.controller")
@@ -108,10 +108,7 @@ class LeaderElector:
             "renewTime": _format(now),
         }
         try:
-            try:
-                lease = self.kube.get(LEASES, self.name, self.namespace)
-            except KubeNotFoundError:
-                lease = None
+            lease = self.kube.find(LEASES, self.name, self.namespace)
             if lease is None:
                 body = {
                     "apiVersion": "coordination.k8s.io/v1",

@@ -33,7 +33,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from kubectl_iter8.errors import Iter8Error, KubeConflictError, KubeError, UsageError
@@ -80,6 +80,16 @@ def _abn_versions(decided: Plan, cm: Obj | None) -> AppVersions:
         (i, float(v.weight)) for i, v in enumerate(decided.versions) if v.available and v.weight > 0
     )
     return AppVersions(pairs, seed)
+
+
+def _find(informers: Iterable[Informer], namespace: str, name: str) -> Obj | None:
+    """An object from the first of ``informers`` that watches ``namespace`` and has it."""
+    for informer in informers:
+        if informer.namespace in (None, namespace):
+            found = informer.get(namespace, name)
+            if found is not None:
+                return found
+    return None
 
 
 class Key(NamedTuple):
@@ -140,7 +150,8 @@ class Controller:
         self._kubes: list[Kube] = []
         self.kube = self._new_kube()
         self._lock = threading.Lock()
-        self._routemaps: dict[tuple[str, str], tuple[str, RouteMap | str]] = {}
+        #: Parsed routemaps (or why one does not parse), by (namespace, name).
+        self._routemaps: dict[tuple[str, str], RouteMap | str] = {}
         self._refs: dict[ResourceId, set[tuple[str, str]]] = {}
         self._drained: dict[tuple[str, str], frozenset[ResourceId]] = {}
         self._in_flight: set[tuple[str, str]] = set()
@@ -328,8 +339,8 @@ class Controller:
         touched: set[ResourceId] = set()
         with self._lock:
             previous = self._routemaps.pop(rkey, None)
-            if previous is not None and isinstance(previous[1], RouteMap):
-                for rid in self._ids(previous[1]):
+            if isinstance(previous, RouteMap):
+                for rid in self._ids(previous):
                     touched.add(rid)
                     self._refs.get(rid, set()).discard(rkey)
             if new is not None:
@@ -338,12 +349,13 @@ class Controller:
                     parsed = parse_routemap(new)
                 except UsageError as exc:
                     parsed = str(exc)
-                self._routemaps[rkey] = (str(meta.get("resourceVersion", "")), parsed)
+                self._routemaps[rkey] = parsed
                 if isinstance(parsed, RouteMap):
                     for rid in self._ids(parsed):
                         self._refs.setdefault(rid, set()).add(rkey)
             else:
                 self._drained.pop(rkey, None)
+                self._last_event.pop((str(meta.get("uid", "")), *rkey), None)
         self.queue.add(Key(ROUTEMAP, *rkey))
         for kind, namespace, name in touched:  # a resource no longer referenced may be held by our finalizer
             self.queue.add(Key(kind, namespace, name))
@@ -367,20 +379,10 @@ class Controller:
 
     def lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         """A watched resource from the cache (None when absent or of an unknown type)."""
-        for informer in self.type_informers.get(kind, ()):
-            if informer.namespace in (None, namespace):
-                found = informer.get(namespace, name)
-                if found is not None:
-                    return found
-        return None
+        return _find(self.type_informers.get(kind, ()), namespace, name)
 
     def _routemap_object(self, namespace: str, name: str) -> Obj | None:
-        for informer in self.routemap_informers:
-            if informer.namespace in (None, namespace):
-                found = informer.get(namespace, name)
-                if found is not None:
-                    return found
-        return None
+        return _find(self.routemap_informers, namespace, name)
 
     # --- A/B/n ---------------------------------------------------------------------------------
 
@@ -409,13 +411,13 @@ class Controller:
             return None
         with self._lock:
             known = self._abn.get(key)
-            entry = self._routemaps.get(key)
+            parsed = self._routemaps.get(key)
         if known is not None:
             return known
-        if entry is None or not isinstance(entry[1], RouteMap):
+        if not isinstance(parsed, RouteMap):
             return AppVersions(())  # an invalid routemap routes nowhere new
         # Not reconciled yet (it just appeared): decide from the same caches the reconcile reads.
-        return _abn_versions(plan(entry[1], self.lookup, self.type_table), self._routemap_object(*key))
+        return _abn_versions(plan(parsed, self.lookup, self.type_table), self._routemap_object(*key))
 
     # --- the workers ---------------------------------------------------------------------------
 
@@ -493,8 +495,7 @@ class Controller:
                 self._abn.pop((namespace, name), None)
             return  # its routing objects and status go with it (ownerReferences)
         with self._lock:
-            entry = self._routemaps.get((namespace, name))
-        parsed = entry[1] if entry is not None else None
+            parsed = self._routemaps.get((namespace, name))
         if not isinstance(parsed, RouteMap):
             with self._lock:
                 self._abn.pop((namespace, name), None)
@@ -712,8 +713,8 @@ class Controller:
         try:
             self._event(cm, "ReconcileFailed", message, warning=True)
             with self._lock:
-                entry = self._routemaps.get((key.namespace, key.name))
-            routemap = entry[1] if entry is not None and isinstance(entry[1], RouteMap) else None
+                parsed = self._routemaps.get((key.namespace, key.name))
+            routemap = parsed if isinstance(parsed, RouteMap) else None
             decided = plan(routemap, self.lookup, self.type_table) if routemap is not None else None
             self._write_status(cm, routemap, decided, None, message)
         except (Iter8Error, KubeError, TemporaryError) as exc:

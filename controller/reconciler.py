@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from kubectl_iter8.errors import Iter8Error
 from kubectl_iter8.readiness import readiness
 from kubectl_iter8.registry import ResourceType, RouterRegistry
-from kubectl_iter8.routemap import WATCH_LABEL, WEIGHT_ANNOTATION, RouteMap, RoutingState
+from kubectl_iter8.routemap import WATCH_LABEL, RouteMap, RoutingState, annotated_weight
 
 from .errors import PermanentError
 
@@ -94,17 +94,6 @@ def resource_ids(routemap: RouteMap, types: Mapping[str, ResourceType]) -> list[
     ]
 
 
-def _weight_annotation(obj: Obj) -> int | None:
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(WEIGHT_ANNOTATION)
-    if text is None:
-        return None
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
 def _availability(rid: ResourceId, obj: Obj | None, types: Mapping[str, ResourceType]) -> str | None:
     kind, namespace, name = rid
     where = f'{kind} "{namespace}/{name}"'
@@ -127,7 +116,7 @@ def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) 
             None,
         )
         annotated = next(
-            (w for obj in objs if obj is not None and (w := _weight_annotation(obj)) is not None), None
+            (w for obj in objs if obj is not None and (w := annotated_weight(obj)) is not None), None
         )
         weight = annotated if annotated is not None else (version.weight if version.weight is not None else 1)
         available = reason is None

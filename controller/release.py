@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from kubectl_iter8.routemap import RouteMap
 
 Obj = dict[str, Any]
-STATUS_SUFFIX = "-iter8-status"
 #: Seconds between two reads while waiting or watching.
 POLL_INTERVAL = 0.5
 
@@ -122,10 +121,7 @@ def _types(state: CLIState) -> ResourceTypeRegistry:
 def _gvr(types: ResourceTypeRegistry, short: str) -> GVR:
     from kubectl_iter8.kube import GVR
 
-    if short not in types:
-        known = ", ".join(types.names()) or "none"
-        raise UsageError(f"unknown resource type {short!r} (known: {known})")
-    rtype = types.get(short)
+    rtype = types.get(short)  # raises UsageError naming the known types
     return GVR(rtype.group, rtype.version, rtype.resource, singular=rtype.name)
 
 
@@ -138,19 +134,6 @@ def _load(kube: Kube, name: str) -> tuple[Obj, RouteMap]:
     if labels.get(KIND_LABEL) != ROUTEMAP_KIND:
         raise UsageError(f'configmap "{name}" is not a routemap (no label {KIND_LABEL}={ROUTEMAP_KIND})')
     return cm, parse_routemap(cm)
-
-
-def _annotated_weight(obj: Obj | None) -> int | None:
-    from kubectl_iter8.routemap import WEIGHT_ANNOTATION
-
-    if obj is None:
-        return None
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(WEIGHT_ANNOTATION)
-    try:
-        value = int(str(text).strip()) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and value >= 0 else None
 
 
 def _live(kube: Kube, types: ResourceTypeRegistry, routemap: RouteMap) -> list[list[Obj | None]]:
@@ -169,17 +152,18 @@ def _live(kube: Kube, types: ResourceTypeRegistry, routemap: RouteMap) -> list[l
 
 def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
     from kubectl_iter8.kube import CONFIGMAPS
+    from kubectl_iter8.routemap import annotated_weight
 
-    from .status import read_status
+    from .status import read_status, status_name
 
     cm, routemap = _load(kube, name)
     live = _live(kube, types, routemap)
-    status = read_status(kube.find(CONFIGMAPS, name + STATUS_SUFFIX))
+    status = read_status(kube.find(CONFIGMAPS, status_name(name)))
     reported = list(status.get("versions") or [])
     routing = routemap.spec.routing
     views = []
     for index, (version, objs) in enumerate(zip(routemap.spec.versions, live, strict=True)):
-        annotated = next((w for obj in objs if (w := _annotated_weight(obj)) is not None), None)
+        annotated = next((w for obj in objs if (w := annotated_weight(obj)) is not None), None)
         if annotated is not None:
             desired, source = annotated, "annotation"
         elif version.weight is not None:
@@ -251,7 +235,7 @@ def _write_weights(
     import yaml
 
     from kubectl_iter8.kube import CONFIGMAPS
-    from kubectl_iter8.routemap import SPEC_KEY, WEIGHT_ANNOTATION, parse_routemap
+    from kubectl_iter8.routemap import SPEC_KEY, WEIGHT_ANNOTATION, annotated_weight, parse_routemap
 
     def mutate(cm: Obj) -> Obj:
         spec = yaml.safe_load(cm["data"][SPEC_KEY])
@@ -277,7 +261,7 @@ def _write_weights(
                 continue
             gvr = _gvr(types, ref.gvr_short)
             namespace = ref.namespace or routemap.namespace
-            if _annotated_weight(kube.find(gvr, ref.name, namespace)) is None:
+            if annotated_weight(kube.find(gvr, ref.name, namespace)) is None:
                 continue
             kube.patch(gvr, ref.name, {"metadata": {"annotations": {WEIGHT_ANNOTATION: None}}}, namespace)
 

@@ -55,12 +55,12 @@ def runner_name(group: str) -> str:
 class SecretStore:
     """The experiment in the group's Secret; saves retry on conflicts and refuse a newer revision."""
 
-    def __init__(self, kube: Kube, group: str, namespace: str, *, revision: int | None = None) -> None:
+    def __init__(self, kube: Kube, group: str, namespace: str) -> None:
         self.kube = kube
         self.group = group
         self.namespace = namespace
         #: The revision this store writes for; a save into a relaunched group fails rather than overwrite it.
-        self.revision = revision
+        self.revision: int | None = None
         self.description = f'secret "{group}" in namespace "{namespace}"'
 
     def secret(self) -> dict[str, Any]:

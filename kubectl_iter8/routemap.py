@@ -38,6 +38,19 @@ SPEC_KEY = "strSpec"
 Strategy = Literal["blue-green", "canary", "mirror"]
 
 
+def annotated_weight(obj: dict[str, Any] | None) -> int | None:
+    """The weight a resource's ``iter8.tools/weight`` annotation asks for (None: none, or not a
+    whole number >= 0)."""
+    text = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(WEIGHT_ANNOTATION)
+    if text is None:
+        return None
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 class ResourceRef(BaseModel):
     """One object a version is made of, named by a short resource-type name (``svc``, ``deploy``)."""
 

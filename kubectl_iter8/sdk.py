@@ -28,9 +28,8 @@ for the SDK without paying for the rest at run time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -49,6 +48,9 @@ __all__ = [
     "Protocol",
     "protocol",
 ]
+
+if TYPE_CHECKING:
+    _AioCall = grpc.aio.UnaryUnaryMultiCallable[Any, Any]
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,18 @@ def _serializer(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def _deserializer(cls: type[Message]) -> Callable[[bytes], Message]:
-    return cls.FromString
+def _calls(channel: Any) -> tuple[Any, Any]:
+    """The Lookup and WriteMetric calls of a channel (sync or grpc.aio: the same method)."""
+    return (
+        channel.unary_unary(
+            LOOKUP,
+            request_serializer=_serializer,
+            response_deserializer=_PROTOCOL.VersionRecommendation.FromString,
+        ),
+        channel.unary_unary(
+            WRITE_METRIC, request_serializer=_serializer, response_deserializer=_PROTOCOL.Empty.FromString
+        ),
+    )
 
 
 def _metric(p: Protocol, application: str, user: str, name: str, value: float) -> Message:
@@ -127,15 +139,7 @@ class Client:
         self._channel = (
             grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         )
-        p = self._protocol
-        self._lookup = self._channel.unary_unary(
-            LOOKUP,
-            request_serializer=_serializer,
-            response_deserializer=_deserializer(p.VersionRecommendation),
-        )
-        self._write = self._channel.unary_unary(
-            WRITE_METRIC, request_serializer=_serializer, response_deserializer=_deserializer(p.Empty)
-        )
+        self._lookup, self._write = _calls(self._channel)
 
     def lookup(self, application: str, user: str) -> int:
         """The version number for ``user`` of ``application`` (``namespace/name``); 0 on any failure."""
@@ -180,26 +184,26 @@ class AsyncClient:
         self._credentials = credentials
         self._protocol = protocol()
         self._channel: grpc.aio.Channel | None = None
+        self._calls: tuple[_AioCall, _AioCall] | None = None
 
-    def _open(self) -> grpc.aio.Channel:
-        if self._channel is None:
+    def _open(self) -> tuple[_AioCall, _AioCall]:
+        """The channel's two calls, made once (a grpc.aio channel must be made inside the event loop)."""
+        if self._calls is None:
             self._channel = (
                 grpc.aio.secure_channel(self.target, self._credentials)
                 if self._credentials
                 else grpc.aio.insecure_channel(self.target)
             )
-        return self._channel
+            self._calls = _calls(self._channel)
+        return self._calls
 
     async def lookup(self, application: str, user: str) -> int:
         """The version number for ``user`` of ``application`` (``namespace/name``); 0 on any failure."""
-        p = self._protocol
-        call = self._open().unary_unary(
-            LOOKUP,
-            request_serializer=_serializer,
-            response_deserializer=_deserializer(p.VersionRecommendation),
-        )
+        lookup, _ = self._open()
         try:
-            answer: Any = await call(p.Application(name=application, user=user), timeout=self.timeout)
+            answer: Any = await lookup(
+                self._protocol.Application(name=application, user=user), timeout=self.timeout
+            )
         except grpc.RpcError as exc:
             _warn_fallback(application, user, exc)
             return FALLBACK_VERSION
@@ -210,16 +214,14 @@ class AsyncClient:
 
         :raises grpc.RpcError: (``grpc.aio.AioRpcError``) when the service did not store it.
         """
-        p = self._protocol
-        call = self._open().unary_unary(
-            WRITE_METRIC, request_serializer=_serializer, response_deserializer=_deserializer(p.Empty)
-        )
-        await call(_metric(p, application, user, name, value), timeout=self.timeout)
+        _, write = self._open()
+        await write(_metric(self._protocol, application, user, name, value), timeout=self.timeout)
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+            self._calls = None
 
     async def __aenter__(self) -> AsyncClient:
         return self

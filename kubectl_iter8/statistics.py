@@ -43,7 +43,6 @@ Verdict = Literal["pass", "fail", "inconclusive"]
 Better = Literal["lower", "higher"]
 Method = Literal["mann-whitney", "bootstrap", "welch", "beta-binomial"]
 
-METHODS: tuple[str, ...] = ("mann-whitney", "bootstrap", "welch", "beta-binomial")
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MIN_SAMPLES = 30
 #: Bootstrap resamples; the seed makes a verdict reproducible from the same data.
@@ -107,11 +106,13 @@ class Samples:
         from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
         histogram = HdrHistogram.decode(encoded)
-        pairs = [
-            (float(item.value_iterated_to) * scale, int(item.count_added_in_this_iter_step))
-            for item in histogram.get_recorded_iterator()
-        ]
-        return cls.from_pairs(pairs)
+        # The values hdrh's recorded iterator yields, without its Python walk over every bucket.
+        value_of, highest = histogram.get_value_from_index, histogram.get_highest_equivalent_value
+        return cls.from_pairs(
+            (float(highest(value_of(index))) * scale, int(count))
+            for index, count in enumerate(histogram.counts[:])
+            if count
+        )
 
     @property
     def n(self) -> int:
@@ -437,10 +438,10 @@ def bootstrap_percentile(
     stat_b = baseline.percentile(percentile) if n_b else None
     stat_c = candidate.percentile(percentile) if n_c else None
     delta = margin.of(stat_b) if stat_b is not None else 0.0
-    diff = stat_c - stat_b if stat_b is not None and stat_c is not None else None
     base = _start(
         "bootstrap", f"p{percentile:g}", better, confidence, min_samples, delta, n_b, n_c, stat_b, stat_c
     )
+    diff = base.difference
     short = _too_few(n_b, n_c, min_samples)
     if short or diff is None:
         return replace(base, reason=short or "no data")

@@ -40,6 +40,28 @@ def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
+def atomic_write(path: Path, text: str, *, mode: int, fsync: bool) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it renamed over it, so a reader
+    (or a crash) sees the old file or the new one, never half; the temporary file never stays.
+
+    :param fsync: flush the data to disk before the rename (a result file must survive a crash).
+    :raises OSError: when the folder or the file cannot be written.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class LocalStore:
     """``DIR/experiment.yaml`` on the local disk."""
 
@@ -81,17 +103,6 @@ class LocalStore:
     def save(self, experiment: Experiment) -> None:
         text = dump_yaml(experiment.document())
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".experiment.", suffix=".tmp", dir=self.run_dir)
+            atomic_write(self.path, text, mode=0o644, fsync=True)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .errors import InvalidExperimentError, UsageError
-from .experiment import Experiment, experiment_from_document
+from .experiment import Experiment, experiment_from_document, format_loc
 
 if TYPE_CHECKING:
     from .registry import TaskRegistry
@@ -130,7 +130,7 @@ def set_path(doc: dict[str, Any], path: list[str | int], value: Any, assignment:
 
 
 def _path_text(path: list[str | int]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "the document"
+    return format_loc(path) or "the document"
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from .common import (
     strategy_of,
     validate_config,
 )
-from .istio import IstioApiVersion, http_routes, virtual_service
+from .istio import IstioApiVersion, http_routes, response_header, virtual_service
 
 #: The request header ModelMesh selects the model (version) with.
 MODEL_HEADER = "mm-vmodel-id"
@@ -77,7 +77,7 @@ class KServeModelMeshRouter:
                 "destination": {"host": cfg.serving_service, "port": {"number": cfg.port}},
                 "headers": {
                     "request": {"set": {MODEL_HEADER: model}},
-                    "response": {"set": {cfg.version_header: routemap.spec.versions[index].label}},
+                    **response_header(cfg, routemap.spec.versions[index].label),
                 },
             }
 

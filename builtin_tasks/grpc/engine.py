@@ -40,7 +40,7 @@ import grpc
 import grpc.aio
 
 from ..loadgen.pacing import EARLY_NS, Schedule, requests_within
-from ..loadgen.stats import RunStats, record_all
+from ..loadgen.stats import RunStats, flush
 from .descriptors import Method
 from .payload import Metadata, PayloadError, Payloads
 from .plan import Plan
@@ -257,11 +257,10 @@ class CallEngine:
 
     # ---- one call of each kind -----------------------------------------------------------
 
-    def _request(self, item: int, n: int, worker: str) -> bytes:
-        return self.payloads.get(item, n, worker)
-
     async def _unary(self, call: Any, n: int, worker: str) -> None:
-        await call(self._request(n, n, worker), timeout=self.timeout, metadata=self.metadata.get(n, worker))
+        await call(
+            self.payloads.get(n, n, worker), timeout=self.timeout, metadata=self.metadata.get(n, worker)
+        )
 
     async def _client_stream(self, call: Any, n: int, worker: str) -> None:
         stream = call(timeout=self.timeout, metadata=self.metadata.get(n, worker))
@@ -279,7 +278,7 @@ class CallEngine:
 
     async def _server_stream(self, call: Any, n: int, worker: str) -> None:
         stream = call(
-            self._request(n, n, worker), timeout=self.timeout, metadata=self.metadata.get(n, worker)
+            self.payloads.get(n, n, worker), timeout=self.timeout, metadata=self.metadata.get(n, worker)
         )
         received = 0
         try:
@@ -334,7 +333,7 @@ class CallEngine:
                 if _now() >= ends:
                     break
                 try:
-                    message = self._request(k, n, worker)
+                    message = self.payloads.get(k, n, worker)
                 except PayloadError as exc:
                     problem = exc
                     break
@@ -356,12 +355,7 @@ class CallEngine:
             self._flush()
 
     def _flush(self) -> None:
-        if self._latencies:
-            record_all(self._stats.latency, self._latencies)
-            del self._latencies[:]
-        if self._lags:
-            record_all(self._stats.lag, self._lags)
-            del self._lags[:]
+        flush(self._stats, self._latencies, self._lags)
 
 
 async def _sleep_until(when: int) -> None:

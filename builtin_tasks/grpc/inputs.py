@@ -22,7 +22,6 @@ inherited as a whole: an endpoint naming its own replaces the top level's.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from kubectl_iter8.task import Duration, TaskInputs
 
+from ..loadgen.checks import check_endpoint_name, check_percentiles
 from . import templates
 from .channel import Security, split_host
 from .plan import Plan, parse_call
@@ -39,7 +39,6 @@ DEFAULT_CONCURRENCY = 50
 DEFAULT_CONNECTIONS = 1
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-_ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: Each group is one source: at most one of its inputs per level, inherited as a whole.
 DESCRIPTORS = ("proto", "protoset", "proto_url")
 DATA = ("data", "data_file", "data_url", "binary_file", "binary_data_url")
@@ -133,10 +132,7 @@ class EndpointInputs(TaskInputs):
     @field_validator("percentiles")
     @classmethod
     def _check_percentiles(cls, value: list[float] | None) -> list[float] | None:
-        for percentile in value or []:
-            if not 0 < percentile <= 100:
-                raise ValueError(f"percentile {percentile:g} is not in (0, 100]")
-        return value
+        return check_percentiles(value)
 
     @field_validator("timeout", "connect_timeout", "stream_call_duration")
     @classmethod
@@ -178,8 +174,7 @@ class GrpcInputs(EndpointInputs):
             if not self.call:
                 raise ValueError("please set the call (package.Service/Method)")
         for key, endpoint in self.endpoints.items():
-            if not _ENDPOINT_ID.fullmatch(key):
-                raise ValueError(f"endpoint name {key!r}: use letters, digits, '.', '_' and '-'")
+            check_endpoint_name(key)
             if not (endpoint.host or self.host):
                 raise ValueError(f"endpoint {key!r} has no host (and there is no top-level host)")
             if not (endpoint.call or self.call):

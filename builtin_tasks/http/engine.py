@@ -41,8 +41,8 @@ from typing import Any, cast
 
 from httptools import HttpParserError, HttpResponseParser
 
-from ..loadgen.pacing import EARLY_NS, requests_within
-from .stats import RunStats, record_all
+from ..loadgen.pacing import EARLY_NS, Schedule, requests_within
+from ..loadgen.stats import RunStats, flush
 from .target import Target
 
 #: Pause before a connection that failed to open is tried again.
@@ -191,8 +191,7 @@ class LoadEngine:
         self.timeout_ns = int(target.timeout * 1e9)
         self._factory = _HeadConnection if target.method == "HEAD" else _Connection
         self.open_loop = plan.qps > 0
-        self.interval_ns = 1e9 / plan.qps if self.open_loop else 0.0
-        self.phase_ns = plan.phase * 1e9
+        self._schedule = Schedule(0, plan.qps or 1.0, plan.phase)  # t0 is set when the run starts
         #: Requests to issue in all, or None for a closed loop bounded by time.
         self.limit: int | None = plan.num_requests
         if self.limit is None and self.open_loop:
@@ -247,6 +246,7 @@ class LoadEngine:
                 await before_start()
             self._running = True
             self.t0 = _now()
+            self._schedule = Schedule(self.t0, self.plan.qps or 1.0, self.plan.phase)
             if self.plan.duration is not None and not self._stopped:
                 self.deadline = self.t0 + int(self.plan.duration * 1e9)
             self.cap = self.limit if self.limit is not None else _FOREVER
@@ -366,14 +366,11 @@ class LoadEngine:
             return self.issued < self.limit
         return now < self.deadline
 
-    def _due(self, index: int) -> int:
-        return self.t0 + int(self.phase_ns + index * self.interval_ns)
-
     def _pump(self, now: int) -> None:
         """Send every request that is due, while connections are idle; arm the timer for the next."""
         idle = self._idle
         while self._running and self.limit is not None and self.issued < self.limit:
-            due = self._due(self.issued)
+            due = self._schedule.due(self.issued)
             if due > now + EARLY_NS:
                 if self._timer is None:
                     # Loop timers tick in whole milliseconds: aim a little early, and the request
@@ -491,7 +488,7 @@ class LoadEngine:
         now = _now()
         if not self._more(now):
             return
-        if self.open_loop and self._due(self.issued) > now + EARLY_NS:
+        if self.open_loop and self._schedule.due(self.issued) > now + EARLY_NS:
             return
         self.issued += 1
         self._count_error(reason)
@@ -517,12 +514,7 @@ class LoadEngine:
                 self._check_done()  # a closed loop bounded by time may have idle connections only
 
     def _flush(self) -> None:
-        if self._latencies:
-            record_all(self._stats.latency, self._latencies)
-            del self._latencies[:]
-        if self._lags:
-            record_all(self._stats.lag, self._lags)
-            del self._lags[:]
+        flush(self._stats, self._latencies, self._lags)
 
     async def _shutdown(self) -> None:
         if self._timer is not None:

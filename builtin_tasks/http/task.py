@@ -39,6 +39,7 @@ from pydantic import Field, field_validator, model_validator
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
 
+from ..loadgen.checks import check_endpoint_name, check_percentiles
 from . import metrics
 from .engine import InitialError, LoadEngine, LoadPlan
 from .progress import ProgressLine
@@ -52,7 +53,6 @@ DEFAULT_TIMEOUT = 10.0
 #: A payload fetched from ``payloadURL`` may not be larger than this.
 MAX_PAYLOAD_URL_BYTES = 64 * 1024 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class ErrorRange(TaskInputs):
@@ -104,10 +104,7 @@ class EndpointInputs(TaskInputs):
     @field_validator("percentiles")
     @classmethod
     def _check_percentiles(cls, value: list[float] | None) -> list[float] | None:
-        for percentile in value or []:
-            if not 0 < percentile <= 100:
-                raise ValueError(f"percentile {percentile:g} is not in (0, 100]")
-        return value
+        return check_percentiles(value)
 
     @field_validator("timeout")
     @classmethod
@@ -138,8 +135,7 @@ class HttpInputs(EndpointInputs):
         if not self.endpoints and not self.url:
             raise ValueError("please set the url or the endpoints")
         for key, endpoint in self.endpoints.items():
-            if not _ENDPOINT_ID.fullmatch(key):
-                raise ValueError(f"endpoint name {key!r}: use letters, digits, '.', '_' and '-'")
+            check_endpoint_name(key)
             if not (endpoint.url or self.url):
                 raise ValueError(f"endpoint {key!r} has no url (and there is no top-level url)")
         return self

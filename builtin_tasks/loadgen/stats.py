@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,15 @@ def record_all(histogram: HdrHistogram, values: Iterable[int]) -> None:
     """Record many values; repeated values are counted first (C speed) and recorded once each."""
     for value, count in Counter(values).items():
         histogram.record_value(min(max(value, LOWEST_US), HIGHEST_US), count)
+
+
+def flush(stats: RunStats, latencies: MutableSequence[int], lags: MutableSequence[int]) -> None:
+    """Move the latencies and schedule lags collected since the last flush into ``stats``' histograms
+    (the arrays are emptied in place: the engines' callbacks hold their ``append``)."""
+    for histogram, values in ((stats.latency, latencies), (stats.lag, lags)):
+        if values:
+            record_all(histogram, values)
+            del values[:]
 
 
 @dataclass(frozen=True)

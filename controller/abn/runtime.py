@@ -27,7 +27,7 @@ from typing import Any
 from kubectl_iter8.errors import UsageError
 
 from ..config import Settings
-from ..http import Response, Route
+from ..http import Response, Route, label_set
 from .service import Rejected, Served, VersionsFor, application_key, serve
 from .store import MetricStore, open_store, redact
 from .summary import dashboard, prometheus_lines, samples, summarize
@@ -124,5 +124,5 @@ class AbnRuntime:
         lines.append("# HELP iter8_abn_calls_total A/B/n gRPC calls by method and status code.")
         lines.append("# TYPE iter8_abn_calls_total counter")
         for (method, code), count in sorted(calls.items()):
-            lines.append(f'iter8_abn_calls_total{{code="{code}",method="{method}"}} {count}')
+            lines.append(f"iter8_abn_calls_total{label_set({'code': code, 'method': method})} {count}")
         return lines

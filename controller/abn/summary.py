@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..http import escape_label
 from .store import Values
 
 #: Buckets of a dashboard histogram (Iter8's default).
@@ -93,17 +94,26 @@ def _versions(values: Values, metric: str) -> list[int]:
     return sorted(v for v, by_user in values.metrics.get(metric, {}).items() if any(by_user.values()))
 
 
+def _per_version(values: Values) -> dict[str, dict[int, tuple[list[float], list[float]]]]:
+    """Per metric with values, per version with values: (its values, its per-user values)."""
+    return {
+        metric: {
+            version: (transactions(values, metric, version), per_user(values, metric, version))
+            for version in versions
+        }
+        for metric in sorted(values.metrics)
+        if (versions := _versions(values, metric))
+    }
+
+
 def summarize(values: Values) -> Summary:
     """Statistics per metric and version, over transactions and over users."""
     return {
         metric: {
-            version: VersionSummary(
-                Stats.of(transactions(values, metric, version)), Stats.of(per_user(values, metric, version))
-            )
-            for version in _versions(values, metric)
+            version: VersionSummary(Stats.of(tx), Stats.of(users))
+            for version, (tx, users) in versions.items()
         }
-        for metric in sorted(values.metrics)
-        if _versions(values, metric)
+        for metric, versions in _per_version(values).items()
     }
 
 
@@ -157,12 +167,12 @@ def histogram(by_version: Mapping[int, list[float]], buckets: int = BUCKETS) -> 
 def dashboard(values: Values) -> dict[str, Any]:
     """Iter8's ``/abnDashboard`` document: per metric, summaries and histograms (transactions, users)."""
     out: dict[str, Any] = {}
-    for metric, versions in summarize(values).items():
-        over_tx = {version: transactions(values, metric, version) for version in versions}
-        over_users = {version: per_user(values, metric, version) for version in versions}
+    for metric, versions in _per_version(values).items():
+        over_tx = {version: tx for version, (tx, _) in versions.items()}
+        over_users = {version: users for version, (_, users) in versions.items()}
         out[metric] = {
-            "SummaryOverTransactions": [_stats_row(v, s.transactions) for v, s in versions.items()],
-            "SummaryOverUsers": [_stats_row(v, s.users) for v, s in versions.items()],
+            "SummaryOverTransactions": [_stats_row(v, Stats.of(tx)) for v, tx in over_tx.items()],
+            "SummaryOverUsers": [_stats_row(v, Stats.of(users)) for v, users in over_users.items()],
             "HistogramsOverTransactions": histogram(over_tx),
             "HistogramsOverUsers": histogram(over_users),
         }
@@ -175,14 +185,10 @@ def samples(application: str, values: Values) -> dict[str, Any]:
         "application": application,
         "metrics": {
             metric: {
-                str(version): {
-                    "transactions": transactions(values, metric, version),
-                    "users": per_user(values, metric, version),
-                }
-                for version in _versions(values, metric)
+                str(version): {"transactions": tx, "users": users}
+                for version, (tx, users) in versions.items()
             }
-            for metric in sorted(values.metrics)
-            if _versions(values, metric)
+            for metric, versions in _per_version(values).items()
         },
     }
 
@@ -194,10 +200,6 @@ _FAMILIES = (
     ("min", "Least value of an A/B/n metric"),
     ("max", "Greatest value of an A/B/n metric"),
 )
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(x: float) -> str:
@@ -222,8 +224,8 @@ def prometheus_lines(summaries: Mapping[str, Summary]) -> list[str]:
                 for version, summary in sorted(versions.items()):
                     for over, stats in (("transactions", summary.transactions), ("users", summary.users)):
                         labels = (
-                            f'namespace="{_label(namespace)}",application="{_label(application)}",'
-                            f'metric="{_label(metric)}",version="{version}",over="{over}"'
+                            f'namespace="{escape_label(namespace)}",application="{escape_label(application)}",'
+                            f'metric="{escape_label(metric)}",version="{version}",over="{over}"'
                         )
                         lines.append(f"{name}{{{labels}}} {_number(getattr(stats, stat))}")
     return lines

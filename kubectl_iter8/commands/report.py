@@ -73,22 +73,19 @@ def report(
 
 def _write(path: str, text: str) -> None:
     import os
-    import tempfile
     from pathlib import Path
 
     from ..errors import UsageError
+    from ..storage import atomic_write
 
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"-O/--output-file: {folder}: no such folder")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a report is a normal file, not a private temporary one
-        os.replace(tmp, target)
+        # a report is a normal file (umask applies), not a private temporary one
+        atomic_write(folder / target.name, text, mode=0o666 & ~umask, fsync=False)
     except OSError as exc:
         raise UsageError(f"-O/--output-file: cannot write {path}: {exc.strerror or exc}") from None

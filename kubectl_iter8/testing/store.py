@@ -172,10 +172,6 @@ class Store:
             ]
             return items, self.rv
 
-    def by_uid(self, uid: str) -> tuple[str, str, str] | None:
-        with self.lock:
-            return self._uids.get(uid)
-
     # --- watch bus ---------------------------------------------------------------------------
 
     def subscribe(self, resource: str, deliver: Callable[[Event], None]) -> int:

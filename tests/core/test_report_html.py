@@ -109,6 +109,13 @@ def test_output_file_errors_are_one_line(cli, tmp_path: Path) -> None:
     json_file = tmp_path / "r.json"
     assert cli("report", "--local", "--run-dir", str(run), "-o", "json", "-O", str(json_file)).code == 0
     assert json.loads(json_file.read_text())["kind"] == "ExperimentReport"
+    # A target that cannot be replaced (a folder) fails in one line and leaves no temporary file.
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    outcome = cli("report", "--local", "--run-dir", str(run), "-o", "json", "-O", str(folder))
+    assert outcome.code == 2
+    assert outcome.err.startswith(f"error: -O/--output-file: cannot write {folder}: ")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_banner_states(cli, tmp_path: Path) -> None:
