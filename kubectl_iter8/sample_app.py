@@ -186,10 +186,10 @@ class SampleApp:
         self, conn: _Connection, slot: list[bytes | None], request: _Request, method: str, keep_alive: bool
     ) -> None:
         self.requests += 1
+        target = request.url.decode("latin-1")
         if self._keep:
-            target = request.url.decode("latin-1")
             self.recent.append((method, target, dict(request.headers), b"".join(request.body)))
-        parts = urlsplit(request.url.decode("latin-1"))
+        parts = urlsplit(target)
         path = parts.path
         delay = 0.0
         if path == "/get":
@@ -228,19 +228,14 @@ class SampleApp:
             into = (send_at - self._epoch) % self.stall_every
             if into < self.stall_for:
                 send_at += self.stall_for - into
-        if send_at <= time.perf_counter():
-            conn.fill(slot, data, keep_alive)
-        else:
-            self._at(send_at, conn, slot, data, keep_alive)
+        self._at(send_at, conn, slot, data, keep_alive)
 
     def _at(
         self, when: float, conn: _Connection, slot: list[bytes | None], data: bytes, keep_alive: bool
     ) -> None:
         assert self._loop is not None
         left = when - time.perf_counter()
-        if left <= 0:
-            conn.fill(slot, data, keep_alive)
-        elif left > _CLOSE_ENOUGH:
+        if left > _CLOSE_ENOUGH:
             self._loop.call_later(left, self._at, when, conn, slot, data, keep_alive)
         else:
             conn.fill(slot, data, keep_alive)

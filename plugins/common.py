@@ -98,6 +98,15 @@ def weighted_versions(state: RoutingState) -> list[int]:
     return serving or [0]
 
 
+def blue_green_shares(state: RoutingState) -> list[tuple[int, int]]:
+    """Blue-green: ``(version, whole percentage)`` of each version that gets a share, in order.
+
+    The primary may be chosen with weight 0 (nothing serves): it then takes everything.
+    """
+    chosen = weighted_versions(state)
+    return list(zip(chosen, percentages([max(state.weights[i], 1) for i in chosen]), strict=True))
+
+
 def serving_candidates(state: RoutingState) -> list[int]:
     """Canary and mirror: the candidates (index >= 1) that get a match route or a mirror."""
     return [i for i in range(1, len(state.weights)) if serves(state, i)]

@@ -26,15 +26,14 @@ from .common import (
     RouteError,
     RouterConfig,
     backend_name,
+    blue_green_shares,
     check_state,
     metadata,
     mirror_percent,
     object_name,
-    percentages,
     serving_candidates,
     strategy_of,
     validate_config,
-    weighted_versions,
 )
 
 API_VERSION = "gateway.networking.k8s.io/v1"
@@ -105,10 +104,7 @@ class GatewayApiRouter:
         strategy = strategy_of(routemap)
         rules: list[dict[str, Any]]
         if strategy == "blue-green":
-            chosen = weighted_versions(state)
-            # The primary may be chosen with weight 0 (nothing serves): it then takes everything.
-            shares = percentages([max(state.weights[i], 1) for i in chosen])
-            rules = [{"backendRefs": [backend(i, s) for i, s in zip(chosen, shares, strict=True)]}]
+            rules = [{"backendRefs": [backend(i, share) for i, share in blue_green_shares(state)]}]
         elif strategy == "canary":
             rules = [
                 {

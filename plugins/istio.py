@@ -24,16 +24,15 @@ from .common import (
     DEFAULT_MATCH_HEADER,
     RouterConfig,
     backend_name,
+    blue_green_shares,
     check_state,
     metadata,
     mirror_percent,
     object_name,
-    percentages,
     service_host,
     serving_candidates,
     strategy_of,
     validate_config,
-    weighted_versions,
 )
 
 IstioApiVersion = Literal["networking.istio.io/v1", "networking.istio.io/v1beta1"]
@@ -80,12 +79,7 @@ def http_routes(
     """
     versions = routemap.spec.versions
     if strategy == "blue-green":
-        chosen = weighted_versions(state)
-        # The primary may be chosen with weight 0 (nothing serves): it then takes everything.
-        shares = percentages([max(state.weights[i], 1) for i in chosen])
-        return [
-            {"route": [{**destination(i), "weight": share} for i, share in zip(chosen, shares, strict=True)]}
-        ]
+        return [{"route": [{**destination(i), "weight": share} for i, share in blue_green_shares(state)]}]
     if strategy == "canary":
         routes: list[dict[str, Any]] = [
             {"match": [dict(m) for m in versions[i].match or default_match()], "route": [destination(i)]}

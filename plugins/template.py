@@ -38,13 +38,13 @@ from kubectl_iter8.routemap import RouteMap, RoutingState
 from .common import (
     RouteError,
     backend_name,
+    blue_green_shares,
     check_state,
     percentages,
     serves,
     serving_candidates,
     strategy_of,
     validate_config,
-    weighted_versions,
 )
 
 if TYPE_CHECKING:
@@ -124,8 +124,9 @@ class TemplateConfig(BaseModel):
 
 def template_data(routemap: RouteMap, state: RoutingState, values: Mapping[str, Any]) -> dict[str, Any]:
     """What the templates see (see the module docstring)."""
-    weighted = weighted_versions(state)
-    shares_of = dict(zip(weighted, percentages([max(state.weights[i], 1) for i in weighted]), strict=True))
+    blue_green = blue_green_shares(state)
+    weighted = [i for i, _ in blue_green]
+    shares_of = dict(blue_green)
     shares = [shares_of.get(i, 0) for i in range(len(state.weights))]
     versions = [
         {
