@@ -65,10 +65,10 @@ FALLBACK_VERSION = 0
 class Protocol:
     """The message classes of ``abn.proto``."""
 
-    Application: type[Message]
-    VersionRecommendation: type[Message]
-    MetricValue: type[Message]
-    Empty: type[Message]
+    Application: type[abn_pb2.Application]
+    VersionRecommendation: type[abn_pb2.VersionRecommendation]
+    MetricValue: type[abn_pb2.MetricValue]
+    Empty: type[empty_pb2.Empty]
 
 
 _PROTOCOL = Protocol(
@@ -102,7 +102,7 @@ def _calls(channel: Any) -> tuple[Any, Any]:
     )
 
 
-def _metric(p: Protocol, application: str, user: str, name: str, value: float) -> Message:
+def _metric(p: Protocol, application: str, user: str, name: str, value: float) -> abn_pb2.MetricValue:
     return p.MetricValue(name=name, value=repr(float(value)), application=application, user=user)
 
 
