@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from kubectl_iter8.registry import ResourceType
 
     from .config import Settings
+
+
+#: A namespace name: an RFC 1123 label.
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class JSONFormatter(logging.Formatter):
@@ -206,7 +211,27 @@ def serve(
     "-n", "--namespace", default="iter8-system", show_default=True, help="Where the controller runs."
 )
 @click.option(
-    "--cluster-scoped", is_flag=True, help="Watch every namespace: a ClusterRole instead of a Role."
+    "--create-namespace/--no-create-namespace",
+    default=True,
+    show_default=True,
+    help="Begin with the Namespace the controller runs in (leave it out when it exists and holds "
+    "other things: kubectl delete -f would delete it too).",
+)
+@click.option(
+    "-w",
+    "--watch-namespace",
+    "watch_namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Namespace whose apps the controller routes: a Role there (repeatable; default: default).",
+)
+@click.option(
+    "-A",
+    "--all-namespaces",
+    "--cluster-scoped",
+    "cluster_scoped",
+    is_flag=True,
+    help="Watch every namespace: a ClusterRole instead of Roles.",
 )
 @click.option(
     "--config", metavar="FILE", help="The same configuration file serve gets (extra resource types)."
@@ -230,6 +255,8 @@ def serve(
 def manifests_command(
     state: CLIState,
     namespace: str,
+    create_namespace: bool,
+    watch_namespaces: tuple[str, ...],
     cluster_scoped: bool,
     config: str | None,
     image: str | None,
@@ -237,19 +264,37 @@ def manifests_command(
     abn_port: int,
     abn_store_secret: str | None,
 ) -> None:
-    """Print the controller's ServiceAccount, RBAC, Deployment and Service (for kubectl apply -f -)."""
+    """Print the controller's Namespace, ServiceAccount, RBAC, Deployment and Service, for kubectl apply.
+
+    \b
+    Watch the apps of two namespaces, running in iter8-system:
+      kubectl iter8 controller manifests -w shop -w payments | kubectl apply -f -
+    """
     import yaml
 
-    from .manifests import IMAGE, manifests
+    from kubectl_iter8.errors import UsageError
 
+    from .manifests import DEFAULT_WATCH, IMAGE, manifests
+
+    if watch_namespaces and cluster_scoped:
+        raise UsageError("Either --watch-namespace or --all-namespaces can be used, not both.")
+    for flag, value in [("--namespace", namespace), *(("--watch-namespace", ns) for ns in watch_namespaces)]:
+        if not _NAMESPACE.fullmatch(value):
+            raise UsageError(
+                f"{flag} {value!r}: not a namespace name (lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters)"
+            )
     settings = _settings(config)
     objects = manifests(
         _types(state, settings),
         namespace=namespace,
+        watch_namespaces=watch_namespaces or DEFAULT_WATCH,
         cluster_scoped=cluster_scoped,
+        create_namespace=create_namespace,
         image=image or IMAGE,
         http_port=http_port,
         abn_port=abn_port,
         abn_store_secret=abn_store_secret,
     )
-    click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+    # Through JSON, so that objects sharing a dict are written out in full, without YAML anchors.
+    click.echo(yaml.safe_dump_all(json.loads(json.dumps(objects)), sort_keys=False), nl=False)

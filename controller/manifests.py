@@ -1,21 +1,30 @@
 """``kubectl iter8 controller manifests``: what it takes to run the controller in a cluster.
 
-A ServiceAccount, a least-privilege Role (or ClusterRole with ``--cluster-scoped``) and its binding,
-a Deployment running ``kubectl-iter8 controller serve`` from the project's image (see the
-Dockerfile), and a Service for the HTTP port and the A/B/n gRPC port. The rules are derived from
-the configured resource types, so adding a type to the configuration adds exactly the access it needs:
+The Namespace it runs in (first, so ``kubectl apply -f -`` works on a fresh cluster; left out with
+``--no-create-namespace``), a ServiceAccount, least-privilege RBAC, a Deployment running
+``kubectl-iter8 controller serve`` from the project's image (see the Dockerfile), and a Service for
+the HTTP port and the A/B/n gRPC port.
+
+The controller watches the namespaces it is given (``--watch-namespace``, repeatable; by default
+``default``, where apps go when no namespace is named), each through a Role and RoleBinding there;
+its own namespace gets a Role for the leader-election Lease. With ``--cluster-scoped`` it watches
+every namespace through one ClusterRole. The rules are derived from the configured resource types,
+so adding a type to the configuration adds exactly the access it needs:
 
 * every watched type: get, list, watch (the informers) and patch (the finalizer);
 * ConfigMaps: get, list, watch (routemaps), create, patch, delete (the status ConfigMaps, and one
   written by a reconcile that raced with its routemap's deletion);
-* Events: create, patch; Leases: get, create, update (leader election);
+* Events: create, patch; Leases: get, create, update (leader election, in its own namespace);
 * the routing objects' kinds are rendered by router plugins and not known in advance: the
   built-in routers' kinds (Istio VirtualServices, Gateway API HTTPRoutes, KServe
   InferenceServices) get get, create, patch, delete (``route_resources`` for others).
 
-A/B/n metrics go to SQLite on an ``emptyDir`` volume by default (it survives container restarts,
-not the Pod's deletion), or to the store whose URL is the key ``url`` of ``abn_store_secret`` (a
-``redis://`` URL with its password, passed as ``$ITER8_ABN_STORE``, never in the arguments).
+The pod runs unprivileged under the "restricted" Pod Security Standard: not root, the runtime's
+default seccomp profile, no capabilities, a read-only root filesystem; ``HOME`` and ``TMPDIR`` are
+an ``emptyDir`` on ``/tmp``. A/B/n metrics go to SQLite on another ``emptyDir`` by default (it
+survives container restarts, not the Pod's deletion), or to the store whose URL is the key ``url``
+of ``abn_store_secret`` (a ``redis://`` URL with its password, passed as ``$ITER8_ABN_STORE``, never
+in the arguments).
 """
 
 from __future__ import annotations
@@ -28,6 +37,12 @@ from kubectl_iter8.version import __version__
 
 NAME = "iter8-controller"
 IMAGE = f"ghcr.io/kubectl-iter8/kubectl-iter8:v{__version__}"
+#: Where the controller watches apps unless told otherwise: where they go when no namespace is named.
+DEFAULT_WATCH = ("default",)
+#: The user the image runs as (see the Dockerfile).
+UID = 1001
+#: HOME and TMPDIR: the only writable folder besides the A/B/n store's.
+SCRATCH_DIR = "/tmp"
 #: Kinds the built-in routers render: (API group, resource).
 ROUTING_RESOURCES = (
     ("networking.istio.io", "virtualservices"),
@@ -39,19 +54,24 @@ ROUTING_RESOURCES = (
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 
-def _rules(types: Iterable[ResourceType], route_resources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def _rules(
+    types: Iterable[ResourceType], route_resources: Sequence[tuple[str, str]], *, watch: bool, leases: bool
+) -> list[dict[str, Any]]:
+    """The rules for watching a namespace's apps (``watch``) and for leader election (``leases``)."""
     verbs: dict[tuple[str, str], set[str]] = {}
 
     def allow(group: str, resource: str, *wanted: str) -> None:
         verbs.setdefault((group, resource), set()).update(wanted)
 
-    for rtype in types:
-        allow(rtype.group, rtype.resource, "get", "list", "watch", "patch")
-    allow("", "configmaps", "get", "list", "watch", "create", "patch", "delete")
-    allow("", "events", "create", "patch")
-    allow("coordination.k8s.io", "leases", "get", "create", "update")
-    for group, resource in route_resources:
-        allow(group, resource, "get", "create", "patch", "delete")
+    if watch:
+        for rtype in types:
+            allow(rtype.group, rtype.resource, "get", "list", "watch", "patch")
+        allow("", "configmaps", "get", "list", "watch", "create", "patch", "delete")
+        allow("", "events", "create", "patch")
+        for group, resource in route_resources:
+            allow(group, resource, "get", "create", "patch", "delete")
+    if leases:
+        allow("coordination.k8s.io", "leases", "get", "create", "update")
     # One rule per (group, verbs), so the Role reads like the list above.
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (group, resource), wanted in verbs.items():
@@ -63,23 +83,64 @@ def _rules(types: Iterable[ResourceType], route_resources: Sequence[tuple[str, s
     ]
 
 
+def _rbac(
+    types: list[ResourceType],
+    route_resources: Sequence[tuple[str, str]],
+    *,
+    namespace: str,
+    watch_namespaces: Sequence[str] | None,
+    labels: dict[str, str],
+) -> list[dict[str, Any]]:
+    """A ClusterRole and its binding (``watch_namespaces`` None), or a Role and binding per namespace."""
+
+    def rules(*, watch: bool, leases: bool) -> list[dict[str, Any]]:
+        return _rules(types, route_resources, watch=watch, leases=leases)
+
+    subjects = [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]
+    api = "rbac.authorization.k8s.io"
+    if watch_namespaces is None:
+        meta = {"name": NAME, "labels": labels}
+        return [
+            {"apiVersion": f"{api}/v1", "kind": "ClusterRole", "metadata": meta,
+             "rules": rules(watch=True, leases=True)},
+            {"apiVersion": f"{api}/v1", "kind": "ClusterRoleBinding", "metadata": meta,
+             "roleRef": {"apiGroup": api, "kind": "ClusterRole", "name": NAME}, "subjects": subjects},
+        ]  # fmt: skip
+    objects: list[dict[str, Any]] = []
+    others = [ns for ns in watch_namespaces if ns != namespace]
+    for ns in [namespace, *others]:
+        meta = {"name": NAME, "namespace": ns, "labels": labels}
+        objects += [
+            {"apiVersion": f"{api}/v1", "kind": "Role", "metadata": meta,
+             "rules": rules(watch=ns in watch_namespaces, leases=ns == namespace)},
+            {"apiVersion": f"{api}/v1", "kind": "RoleBinding", "metadata": meta,
+             "roleRef": {"apiGroup": api, "kind": "Role", "name": NAME}, "subjects": subjects},
+        ]  # fmt: skip
+    return objects
+
+
 def manifests(
     types: Iterable[ResourceType],
     *,
     namespace: str,
+    watch_namespaces: Sequence[str] = DEFAULT_WATCH,
     cluster_scoped: bool = False,
+    create_namespace: bool = True,
     image: str = IMAGE,
     http_port: int = 8080,
     abn_port: int = 50051,
     abn_store_secret: str | None = None,
     route_resources: Sequence[tuple[str, str]] = ROUTING_RESOURCES,
 ) -> list[dict[str, Any]]:
-    """The objects to ``kubectl apply``, in order."""
+    """The objects to ``kubectl apply``, in order.
+
+    :param watch_namespaces: where the apps are (ignored with ``cluster_scoped``: every namespace).
+    """
+    kinds = list(types)
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "iter8"}
     meta = {"name": NAME, "namespace": namespace, "labels": labels}
-    role_kind = "ClusterRole" if cluster_scoped else "Role"
-    role_meta = {"name": NAME, "labels": labels} if cluster_scoped else meta
-    scope = ["--all-namespaces"] if cluster_scoped else ["--namespace", namespace]
+    watched = None if cluster_scoped else list(dict.fromkeys(watch_namespaces))
+    scope = ["--all-namespaces"] if watched is None else [a for ns in watched for a in ("--namespace", ns)]
     args = [
         "controller",
         "serve",
@@ -95,12 +156,14 @@ def manifests(
         "json",
     ]
     env: list[dict[str, Any]] = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "HOME", "value": SCRATCH_DIR},
+        {"name": "TMPDIR", "value": SCRATCH_DIR},
     ]
     ports = [{"name": "http", "containerPort": http_port}]
     service_ports = [{"name": "http", "port": http_port, "targetPort": "http"}]
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
     if abn_port:
         args += ["--abn-address", "0.0.0.0", "--abn-port", str(abn_port)]
         ports.append({"name": "grpc", "containerPort": abn_port})
@@ -117,21 +180,18 @@ def manifests(
             volumes.append({"name": "abn-data", "emptyDir": {}})
             mounts.append({"name": "abn-data", "mountPath": "/var/lib/iter8"})
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    own = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    head: list[dict[str, Any]] = [own] if create_namespace else []
     return [
+        *head,
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": role_kind,
-            "metadata": role_meta,
-            "rules": _rules(types, route_resources),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": f"{role_kind}Binding",
-            "metadata": role_meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
-        },
+        *_rbac(
+            kinds,
+            route_resources,
+            namespace=namespace,
+            watch_namespaces=watched,
+            labels=labels,
+        ),
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -144,6 +204,11 @@ def manifests(
                     "spec": {
                         "serviceAccountName": NAME,
                         "terminationGracePeriodSeconds": 10,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "controller",
@@ -151,7 +216,7 @@ def manifests(
                                 "args": args,
                                 "env": env,
                                 "ports": ports,
-                                **({"volumeMounts": mounts} if mounts else {}),
+                                "volumeMounts": mounts,
                                 "livenessProbe": probe,
                                 "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                                 "resources": {
@@ -160,14 +225,12 @@ def manifests(
                                 },
                                 "securityContext": {
                                     "readOnlyRootFilesystem": True,
-                                    "runAsNonRoot": True,
-                                    "runAsUser": 1001,
                                     "allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]},
                                 },
                             }
                         ],
-                        **({"volumes": volumes} if volumes else {}),
+                        "volumes": volumes,
                     },
                 },
             },

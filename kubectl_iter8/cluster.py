@@ -4,8 +4,10 @@ An experiment *group* is one Secret named after the group, holding ``experiment.
 result), plus what runs it: a ServiceAccount, a Role and RoleBinding that allow only reading and
 updating that Secret (and reading what the experiment's tasks name, such as the objects ``ready``
 waits for), and a Job (or a CronJob with ``--schedule``) that runs ``kubectl iter8 run`` in the
-cluster. Everything in the group's namespace is owned by the Secret, so deleting the Secret
-deletes the group. Launching again in the same group replaces the experiment with revision + 1.
+cluster: unprivileged with a read-only root filesystem, stopped by a deadline read from the tasks'
+inputs (:mod:`kubectl_iter8.deadline`), and removed a day after it finished. Everything in the
+group's namespace is owned by the Secret, so deleting the Secret deletes the group. Launching again
+in the same group replaces the experiment with revision + 1.
 
 This is what Iter8 did with a Helm chart; here the same objects are built directly, so no Helm
 is needed and relaunch semantics are ours to keep exact.
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .deadline import job_deadline
 from .errors import KubeNotFoundError, StorageError, UsageError
 from .experiment import Experiment, PreparedTask, stored_experiment
 from .kube import CRON_JOBS, GVR, JOBS, PODS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, Kube
@@ -35,6 +38,12 @@ REVISION_ANNOTATION = "iter8.tools/revision"
 NAMESPACES_ANNOTATION = "iter8.tools/extra-namespaces"
 SECRET_KEY = "experiment.yaml"
 DEFAULT_IMAGE = f"ghcr.io/kubectl-iter8/kubectl-iter8:v{__version__}"
+#: The user the image runs as (see the Dockerfile); named in the pod too, so any image runs unprivileged.
+RUNNER_UID = 1001
+#: The runner's only writable folder: HOME and TMPDIR, an emptyDir.
+SCRATCH_DIR = "/tmp"
+#: Finished Jobs (and their pods, whose logs ``kubectl iter8 log`` shows) are removed after a day.
+FINISHED_JOB_TTL_SECONDS = 86400
 _GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 
 
@@ -61,6 +70,8 @@ class SecretStore:
         self.namespace = namespace
         #: The revision this store writes for; a save into a relaunched group fails rather than overwrite it.
         self.revision: int | None = None
+        #: The revision of the experiment :meth:`load` read last (None before it read one).
+        self.loaded_revision: int | None = None
         self.description = f'secret "{group}" in namespace "{namespace}"'
 
     def secret(self) -> dict[str, Any]:
@@ -72,7 +83,10 @@ class SecretStore:
             ) from None
 
     def load(self) -> Experiment:
-        return experiment_of(self.secret(), self.description)
+        secret = self.secret()
+        experiment = experiment_of(secret, self.description)
+        self.loaded_revision = revision_of(secret)
+        return experiment
 
     def save(self, experiment: Experiment) -> None:
         encoded = base64.b64encode(dump_yaml(experiment.document()).encode()).decode()
@@ -159,6 +173,12 @@ def task_accesses(prepared: list[PreparedTask], namespace: str) -> dict[str, lis
 
 
 def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict[str, Any]:
+    """The runner's pod: unprivileged, a read-only root filesystem, and one scratch folder.
+
+    The runner writes only to the Secret and to temporary folders (the ``run`` task's working
+    folder, the ``grpc`` task's compiled protos), so ``HOME`` and ``TMPDIR`` both point at an
+    ``emptyDir`` mounted on ``/tmp``; nothing else needs to be writable.
+    """
     command = ["kubectl-iter8", "run", "--group", group, "--namespace", namespace]
     if keep_results:
         command.append("--keep-results")
@@ -167,6 +187,11 @@ def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict
         "spec": {
             "serviceAccountName": runner_name(group),
             "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUNNER_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [
                 {
                     "name": "iter8",
@@ -177,21 +202,23 @@ def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict
                         {
                             "name": "POD_NAMESPACE",
                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                        }
+                        },
+                        {"name": "HOME", "value": SCRATCH_DIR},
+                        {"name": "TMPDIR", "value": SCRATCH_DIR},
                     ],
                     "resources": {
                         "requests": {"cpu": "250m", "memory": "128Mi"},
                         "limits": {"cpu": "1", "memory": "512Mi"},
                     },
                     "securityContext": {
-                        "runAsNonRoot": True,
+                        "readOnlyRootFilesystem": True,
                         "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": False,
                         "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH_DIR}],
                 }
             ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
         },
     }
 
@@ -205,9 +232,14 @@ def manifests(
     revision: int,
     image: str,
     schedule: str | None,
+    deadline: int | None = None,
     owner: dict[str, Any] | None = None,
 ) -> list[tuple[GVR, dict[str, Any]]]:
-    """Every object of the group, in the order they are created. ``owner`` is the stored Secret."""
+    """Every object of the group, in the order they are created. ``owner`` is the stored Secret.
+
+    :param deadline: the Job's ``activeDeadlineSeconds`` (each of a CronJob's Jobs); ``None``:
+        derived from the tasks (:func:`~kubectl_iter8.deadline.job_deadline`), ``0``: none.
+    """
     name = runner_name(group)
     experiment.metadata.name = experiment.metadata.name or group
     experiment.metadata.namespace = namespace
@@ -259,7 +291,15 @@ def manifests(
                 },
             )
         )
-    job_spec = {"backoffLimit": 0, "template": pod_spec(group, namespace, image, schedule is not None)}
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
+        "template": pod_spec(group, namespace, image, schedule is not None),
+    }
+    if deadline is None:
+        deadline = job_deadline(prepared)
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = deadline
     if schedule is None:
         job_meta = _meta(f"{group}-{revision}-job", group, namespace, owner)
         job_meta["annotations"] = {REVISION_ANNOTATION: str(revision)}
@@ -279,7 +319,14 @@ def manifests(
                     "spec": {
                         "schedule": schedule,
                         "concurrencyPolicy": "Forbid",
-                        "jobTemplate": {"spec": job_spec},
+                        # Labelled like a launched Job, so assert finds the Jobs the CronJob starts.
+                        "jobTemplate": {
+                            "metadata": {
+                                "labels": _labels(group),
+                                "annotations": {REVISION_ANNOTATION: str(revision)},
+                            },
+                            "spec": job_spec,
+                        },
                     },
                 },
             )
@@ -296,6 +343,7 @@ def launch(
     namespace: str,
     image: str,
     schedule: str | None,
+    deadline: int | None = None,
 ) -> int:
     """Create or replace the group in the cluster; returns the new revision."""
     existing = kube.find(SECRETS, group, namespace)
@@ -307,7 +355,7 @@ def launch(
                 kube.delete(gvr, obj["metadata"]["name"], namespace)
     build = functools.partial(
         manifests, experiment, prepared, group=group, namespace=namespace, revision=revision, image=image,
-        schedule=schedule,
+        schedule=schedule, deadline=deadline,
     )  # fmt: skip
     secret = kube.apply(SECRETS, build()[0][1], namespace)
     # Ownership needs the Secret's uid, known only now.

@@ -16,9 +16,11 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,6 +139,8 @@ class Kube:
                     config_file=path, context=options.context, client_configuration=configuration
                 )
                 configuration.retries = False  # retries are ours (see request), not urllib3's as well
+                if not configuration.verify_ssl:
+                    _quiet_unverified_https(str(configuration.host))
                 self.api = client.ApiClient(configuration)
                 context_namespace = _context_namespace(path, options.context)
         except ConfigException as exc:
@@ -568,6 +572,22 @@ def _cause(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def _quiet_unverified_https(server: str) -> None:
+    """Silence urllib3's warning for every request to ``server``, which the kubeconfig chose not to verify.
+
+    kubectl says nothing about ``insecure-skip-tls-verify: true``: the user asked for it. The filter
+    names the server's host, so unverified requests to any other host still warn.
+    """
+    from urllib3.exceptions import InsecureRequestWarning
+
+    host = urllib.parse.urlsplit(server).hostname or ""
+    warnings.filterwarnings(
+        "ignore",
+        message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
+        category=InsecureRequestWarning,
+    )
 
 
 def _read(path: str) -> str | None:

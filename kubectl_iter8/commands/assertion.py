@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import click
 
 from .common import CLIState, group_option, kube_options, local_option, pass_state, run_dir_option, store_for
+
+if TYPE_CHECKING:
+    from ..job_status import JobFailure
+    from ..storage import ExperimentStore
 
 
 @click.command(name="assert")
@@ -42,7 +49,9 @@ def assert_(
     """Check that the experiment meets the conditions.
 
     Returns at once when the conditions hold or the experiment has ended; while it is still
-    running, checks again until --timeout. Exit codes: 0 all hold, 1 some do not, 2 usage error.
+    running, checks again until --timeout. In a cluster, a Job of the group that failed before
+    its experiment ended (a crashed pod, a command that could not start, a deadline exceeded)
+    stops the wait at once. Exit codes: 0 all hold, 1 some do not, 2 usage error.
     """
     import time
 
@@ -56,10 +65,21 @@ def assert_(
     except ValueError:
         raise UsageError(f"--timeout: {timeout!r} is not a duration (use e.g. 60s, 2m)") from None
     with store_for(local, run_dir, group, kubeconfig, context, namespace) as store:
+        stopped = _job_failure_check(store)
         while True:
             experiment = store.load()
             verdicts = evaluate(experiment, conditions)
-            if all(verdicts.values()) or has_ended(experiment) or time.monotonic() >= deadline:
+            if all(verdicts.values()) or has_ended(experiment):
+                break
+            failure = stopped() if stopped is not None else None
+            if failure is not None:
+                # The runner may have saved its final result just before its pod ended.
+                experiment = store.load()
+                verdicts = evaluate(experiment, conditions)
+                if not has_ended(experiment):
+                    raise Iter8Error(failure.describe(wrote_result=experiment.result is not None))
+                break
+            if time.monotonic() >= deadline:
                 break
             time.sleep(min(0.5 if local else 2.0, max(0.0, deadline - time.monotonic())))
     for name, ok in verdicts.items():
@@ -69,3 +89,14 @@ def assert_(
         still = "" if has_ended(experiment) else " (the experiment is still running)"
         raise Iter8Error(f"assert conditions not satisfied: {', '.join(failed)}{still}")
     click.echo("all conditions satisfied")
+
+
+def _job_failure_check(store: ExperimentStore) -> Callable[[], JobFailure | None] | None:
+    """For a group in a cluster: what tells whether its current Job failed; None for a local run."""
+    from ..cluster import SecretStore
+    from ..job_status import JobWatch
+
+    if not isinstance(store, SecretStore):
+        return None
+    watch = JobWatch(store.kube, store.group, store.namespace)
+    return lambda: watch.failure(store.loaded_revision)

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
     help="Run in the cluster on this cron schedule (a CronJob), keeping each loop's results.",
 )
 @click.option(
+    "--deadline",
+    metavar="DURATION",
+    help="How long the Job may run before Kubernetes stops it (e.g. 30m; 0: never; default: derived "
+    "from the tasks' durations and timeouts).",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Validate and print what would be run or created; change nothing."
 )
 @pass_state
@@ -57,6 +63,7 @@ def launch(
     namespace: str | None,
     image: str | None,
     schedule: str | None,
+    deadline: str | None,
     dry_run: bool,
 ) -> None:
     """Validate an experiment and run it.
@@ -79,8 +86,10 @@ def launch(
     prepared = prepare(experiment, hooks.tasks)
     options = KubeOptions(kubeconfig, context, namespace)
     if local:
-        if schedule or image:
-            raise UsageError("--schedule and --image are for experiments in a cluster; drop them or --local")
+        if schedule or image or deadline is not None:
+            raise UsageError(
+                "--schedule, --image and --deadline are for experiments in a cluster; drop them or --local"
+            )
         _launch_local(state, experiment, prepared, run_dir or ".", options, dry_run)
         return
     if run_dir is not None:
@@ -92,6 +101,7 @@ def launch(
     from .. import cluster
     from ..kube import Kube
 
+    deadline_seconds = _deadline_seconds(deadline)
     group = cluster.check_group(group)
     with Kube(options) as kube:
         ns = kube.namespace
@@ -100,17 +110,35 @@ def launch(
 
             objects = cluster.manifests(
                 experiment, prepared, group=group, namespace=ns, revision=1,
-                image=image or cluster.DEFAULT_IMAGE, schedule=schedule,
+                image=image or cluster.DEFAULT_IMAGE, schedule=schedule, deadline=deadline_seconds,
             )  # fmt: skip
             click.echo("---\n".join(dump_yaml(obj) for _, obj in objects), nl=False)
             return
         revision = cluster.launch(
             kube, experiment, prepared, group=group, namespace=ns, image=image or cluster.DEFAULT_IMAGE,
-            schedule=schedule,
+            schedule=schedule, deadline=deadline_seconds,
         )  # fmt: skip
     where = f"-g {group} -n {ns}"
     click.echo(f'experiment group "{group}" launched in namespace "{ns}" (revision {revision})')
     click.echo(f"follow it with: kubectl iter8 assert {where} -c completed,nofailure --timeout 5m")
+
+
+def _deadline_seconds(value: str | None) -> int | None:
+    """``--deadline`` in whole seconds (rounded up); None when not given, 0 for no deadline."""
+    import math
+
+    from ..durations import parse_duration
+    from ..errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise UsageError(
+            f"--deadline: {value!r} is not a duration (use e.g. 30m, 1h30m; 0 for none)"
+        ) from None
+    return math.ceil(seconds)
 
 
 def _launch_local(
