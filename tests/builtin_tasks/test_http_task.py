@@ -53,7 +53,9 @@ def test_defaults_are_iter8s_and_every_metric_is_recorded(cli, tmp_path: Path, a
         ["http/request-count", "http/error-count", "http/error-rate"]
         + [f"http/latency-{n}" for n in LATENCIES]
     )
-    assert 0 < metrics["http/latency-min"] <= metrics["http/latency-p50"] <= metrics["http/latency-max"] < 100
+    # Open-loop latencies count from the due time, so a busy machine may push them anywhere: the
+    # unit (ms) is checked against the histogram's µs below, not with an upper bound.
+    assert 0 < metrics["http/latency-min"] <= metrics["http/latency-p50"] <= metrics["http/latency-max"]
     info = result["insights"]["metricsInfo"]
     assert info["http/latency-p95"] == {
         "description": "95-th percentile of observed latency values",
