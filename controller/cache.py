@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,7 @@ class Informer:
         watch_timeout: int = 300,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        forbidden_grace: float = 0.0,
         name: str = "",
     ) -> None:
         self.kube = kube
@@ -68,6 +70,7 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.forbidden_grace = forbidden_grace
         self.name = name or gvr.resource
         self._lock = threading.Lock()
         self._store: dict[ObjKey, Obj] = {}
@@ -98,6 +101,7 @@ class Informer:
         """List, then watch until :meth:`stop`; never raises."""
         failures = 0
         must_list = True
+        forbidden_since: float | None = None
         while not self._stop.is_set():
             try:
                 if must_list:
@@ -113,10 +117,15 @@ class Informer:
                     break
                 if exc.status == 410:
                     must_list = True
-                if exc.status in (403, 404) and must_list and not self._store:
-                    # The API is not served (a CRD not installed) or not allowed (RBAC): an empty
-                    # cache is what can be known; it makes the versions using this type
-                    # unavailable and must not hold back the routemaps that do not use it.
+                if exc.status == 403:
+                    forbidden_since = forbidden_since or time.monotonic()
+                    final = time.monotonic() - forbidden_since >= self.forbidden_grace
+                else:
+                    final = exc.status == 404
+                if final and must_list and not self._store:
+                    # The API is not served (a CRD not installed) or not allowed (RBAC, still after
+                    # the grace period): an empty cache is what can be known; it makes the versions
+                    # using this type unavailable and must not hold back the routemaps that do not use it.
                     self.synced.set()
                 delay = min(self.backoff_base * (2**failures), self.backoff_max)
                 failures += 1

@@ -59,6 +59,9 @@ class Settings:
     #: Back-off of an informer whose list or watch failed: first delay, doubled up to the maximum.
     watch_backoff_base: float = 0.5
     watch_backoff_max: float = 30.0
+    #: How long a list answered 403 is retried before its type counts as synced and empty: RBAC
+    #: granted with the install may take a moment to apply, and an empty cache makes versions unavailable.
+    forbidden_grace: float = 5.0
     #: Retries (with these delays) of one API request before the reconcile fails and is requeued.
     request_retry_delays: tuple[float, ...] = (0.1, 0.3)
     #: Resource types from the configuration file, on top of those registered by plugins.

@@ -222,6 +222,7 @@ class Controller:
             watch_timeout=self.settings.watch_timeout,
             backoff_base=self.settings.watch_backoff_base,
             backoff_max=self.settings.watch_backoff_max,
+            forbidden_grace=self.settings.forbidden_grace,
             name=f"{name}@{namespace or '*'}",
         )
         self.informers.append(informer)

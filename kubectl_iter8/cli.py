@@ -34,6 +34,11 @@ Run an experiment here, check it, and read its report:
 """
 
 
+#: Third-party loggers that log each request's URL at INFO: a webhook URL can be a secret (urlFrom),
+#: and users want the product's lines, not the libraries'. Warnings still come through.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
 def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
     """Build the root group with every plugin's commands on it."""
 
@@ -58,6 +63,8 @@ def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
             datefmt="%H:%M:%S",
             stream=sys.stderr,
         )
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         ctx.obj = state
 
     hooks.register_commands(cli)

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tiers import skip_tier
 
 
 @dataclass
@@ -145,8 +145,9 @@ def start_prometheus(target: str, workdir: Path) -> Iterator[Prometheus]:
     """Run Prometheus scraping ``target`` (host:port) every second."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(
-            "the prometheus binary is not installed (Debian package 'prometheus'; .ci/run installs it)"
+        skip_tier(
+            "prometheus",
+            "the prometheus binary is not installed (Debian package 'prometheus'; scripts/test installs it as root)",
         )
     config = workdir / "prometheus.yml"
     config.write_text(

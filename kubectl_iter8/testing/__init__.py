@@ -1,8 +1,18 @@
-"""A fake Kubernetes API server for tests: real kubectl and the ``kubernetes`` client work against it.
+"""Kubernetes for tests: a fake API server, and a real control plane with a node stand-in.
 
-No real API server can run where this project is developed, so it ships its own, and plugin
-authors can use it too (``pip install kubectl-iter8[testing]``). It speaks the Kubernetes REST
-protocol over plain HTTP on ``127.0.0.1`` and keeps everything in memory::
+Two tiers with the same test helpers (``create``, ``get``, ``patch``, ``wait_for``, ``mark_ready``, ...):
+
+- :class:`FakeKube`, below: the project's own API server, in-process and fast, with fault injection.
+- :class:`~kubectl_iter8.testing.controlplane.ControlPlane` (the real etcd, kube-apiserver and
+  kube-controller-manager on loopback), :class:`~kubectl_iter8.testing.node.NodeStandIn` (plays the
+  kubelet: binds pods, reports them ready, runs Job pods' commands as local processes with their
+  ServiceAccount's token, serves their logs) and :class:`~kubectl_iter8.testing.real.RealKube` (one
+  namespace of it with the helpers below). The pytest fixtures ``kube_control_plane`` and ``real_kube``
+  (:mod:`kubectl_iter8.testing.pytest_plugin`) start them; ``docs/testing.md`` says where the
+  binaries come from and what the real server showed the fake got wrong.
+
+The fake speaks the Kubernetes REST protocol over plain HTTP on ``127.0.0.1`` and keeps everything in
+memory; plugin authors can use it too (``pip install kubectl-iter8[testing]``)::
 
     from kubectl_iter8.testing import FakeKube
 
@@ -15,7 +25,8 @@ protocol over plain HTTP on ``127.0.0.1`` and keeps everything in memory::
         subprocess.run([...], env={**os.environ, **kube.env()})    # anything else
 
 With pytest, ``pytest_plugins = ["kubectl_iter8.testing.pytest_plugin"]`` gives a ``fake_kube``
-fixture: a fresh fake per test, with ``KUBECONFIG`` (and ``KUBECACHEDIR``) set to it.
+fixture: a fresh fake per test, with ``KUBECONFIG`` (and ``KUBECACHEDIR``) set to it; and
+``real_kube``: a fresh namespace on the session's real control plane.
 
 **What it serves.** ``/version`` (1.32, so gcloud's kubectl dispatcher always picks kubectl 1.32),
 ``/api`` and ``/apis`` discovery (with or without a trailing slash), an OpenAPI v3 stub that lets
@@ -63,17 +74,17 @@ write: verb, resource, namespace, name, resourceVersion, time, subresource, sour
 ``kube.requests`` (every HTTP request); :meth:`FakeKube.wait_for_watches`;
 :meth:`FakeKube.compact` (forces 410 for older resourceVersions); :meth:`FakeKube.reset`.
 
-**What it does not do.** It does not authenticate (any token, or none, is accepted) and has no
-RBAC beyond :meth:`FakeKube.forbid`; no admission, no schema validation, pruning or defaulting of
-custom resources (``fieldValidation`` is accepted and ignored), no OpenAPI schemas (``kubectl
-explain`` fails), no version conversion beyond rewriting ``apiVersion``; protobuf request bodies
-only for the kinds listed above (``kubectl create deployment|job|...`` get 415: use ``kubectl
-apply -f``); server-side printing (``kubectl get`` columns) only for the kinds
-:mod:`kubectl_iter8.testing.tables` knows, others show NAME and AGE; no ``managedFields`` and no
-apply conflicts; no foreground deletion (it behaves as background) and no graceful pod
-termination; no ReplicaSets or Pods for Deployments, no scheduling, images, volumes, exec,
-port-forward, attach or ``/proxy``; no CronJob schedules; no ``/scale`` for custom resources; no
-TLS; no aggregated discovery (kubectl falls back to the per-group documents); no periodic watch
+**What it does not do.** It does not authenticate (any token, or none, is accepted) and has no RBAC
+beyond :meth:`FakeKube.forbid`; no admission, no schema validation or pruning of custom resources
+(``fieldValidation`` is accepted and ignored; their CRD's defaults *are* applied, as the real server
+does), no OpenAPI schemas (``kubectl explain`` fails), no version conversion beyond rewriting
+``apiVersion``; protobuf request bodies only for the kinds listed above (``kubectl create
+deployment|job|...`` get 415: use ``kubectl apply -f``); server-side printing (``kubectl get``
+columns) only for the kinds :mod:`kubectl_iter8.testing.tables` knows, others show NAME and AGE; no
+``managedFields`` and no apply conflicts; no foreground deletion (it behaves as background) and no
+graceful pod termination; no ReplicaSets or Pods for Deployments, no scheduling, images, volumes,
+exec, port-forward, attach or ``/proxy``; no CronJob schedules; no ``/scale`` for custom resources;
+no TLS; no aggregated discovery (kubectl falls back to the per-group documents); no periodic watch
 bookmarks. Garbage collection, namespace cleanup and finalizer completion happen synchronously
 within the request that triggers them, and :meth:`FakeKube.reset` sends no watch events.
 """

@@ -663,12 +663,20 @@ class ApiServer:
         await response.write(line.encode())
 
 
-def kubeconfig_yaml(url: str, token: str, *, context: str = "fake", namespace: str = "default") -> str:
-    """A kubeconfig for ``url`` with one cluster, user and context, all named ``context``."""
+def kubeconfig_yaml(
+    url: str, token: str, *, context: str = "fake", namespace: str = "default", ca: str | None = None
+) -> str:
+    """A kubeconfig for ``url`` with one cluster, user and context, all named ``context``.
+
+    :param ca: path of the certificate authority file for an ``https`` server.
+    """
+    cluster: dict[str, str] = {"server": url}
+    if ca is not None:
+        cluster["certificate-authority"] = ca
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": token}}],
         "contexts": [
             {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}

@@ -31,6 +31,7 @@ from typing import Any
 
 from . import apierrors
 from .apierrors import ApiError
+from .defaulting import apply_defaults, integral_numbers, version_schema
 from .discovery import Registry, ResourceInfo, crd_to_resource
 from .patching import (
     APPLY_PATCH,
@@ -47,6 +48,10 @@ from .selectors import Predicate
 Obj = dict[str, Any]
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+#: The fake has no certificate authority: the published ``kube-root-ca.crt`` says so.
+ROOT_CA_PLACEHOLDER = (
+    "-----BEGIN CERTIFICATE-----\n(the fake API server has no CA)\n-----END CERTIFICATE-----\n"
+)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -322,7 +327,15 @@ class Store:
     def _default(self, info: ResourceInfo, obj: Obj) -> None:
         """Defaulting a real API server (and its admission) does, for the kinds that need it."""
         meta = obj["metadata"]
-        if info.key == "namespaces":
+        if not info.builtin:
+            crd_info = self.registry.get("apiextensions.k8s.io", "customresourcedefinitions")
+            crd = self.find(crd_info, None, f"{info.plural}.{info.group}") if crd_info else None
+            schema = version_schema(crd, obj["apiVersion"].rpartition("/")[2]) if crd else None
+            if schema is not None:
+                apply_defaults(obj, schema)
+            for key in [k for k in obj if k not in ("apiVersion", "kind", "metadata")]:
+                obj[key] = integral_numbers(obj[key])
+        elif info.key == "namespaces":
             obj["status"] = {"phase": "Terminating" if meta.get("deletionTimestamp") else "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         elif info.key == "pods":
@@ -555,10 +568,10 @@ class Store:
                     meta["finalizers"] = kept
                 else:
                     meta.pop("finalizers", None)
+            if info.key == "jobs.batch" or not info.builtin:
+                self._default(info, new)
             if self._tracks_generation(info) and self._spec_part(info, new) != self._spec_part(info, current):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
-            if info.key == "jobs.batch":
-                self._default(info, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == current:
             return copy.deepcopy(current)  # a no-op write keeps its resourceVersion and sends no event

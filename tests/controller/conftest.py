@@ -1,7 +1,10 @@
-"""The ``harness`` fixture: controllers in-process against ``fake_kube``, checked at the end.
+"""The ``kube`` and ``harness`` fixtures: controllers in-process, on the fake and on a real control plane.
 
-Every test that uses it ends with all controller threads stopped and the routing invariant (and the
-drain rule) checked over the fake's whole write history (see :mod:`routing_invariant`).
+Every test that asks for ``kube`` (or ``harness``) runs twice: on the fake API server and on a namespace
+of the session's real kube-apiserver + kube-controller-manager (with the node stand-in), unless it is
+marked ``fake_only`` (it needs fault injection or other hooks only the fake has). Every test that uses
+``harness`` ends with all controller threads stopped and the routing invariant (and the drain rule)
+checked over the cluster's whole write history (see :mod:`routing_invariant`).
 """
 
 from __future__ import annotations
@@ -10,22 +13,35 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from controller_helpers import Harness
+from controller_helpers import Harness, Kube
 from redis_fixtures import redis_server, redis_session_server, redis_url
 
-from kubectl_iter8.testing import FakeKube
+__all__ = ["harness", "kube", "redis_server", "redis_session_server", "redis_url"]  # also for abn/
 
-__all__ = ["harness", "redis_server", "redis_session_server", "redis_url"]  # fixtures, for here and abn/
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kube" in metafunc.fixturenames:
+        fake_only = metafunc.definition.get_closest_marker("fake_only") is not None
+        metafunc.parametrize("kube", ["fake"] if fake_only else ["fake", "real"], indirect=True)
 
 
 @pytest.fixture
-def harness(fake_kube: FakeKube) -> Iterator[Harness]:
-    """Controllers against ``fake_kube``; at the end, every thread is gone and the invariant holds."""
-    h = Harness(fake_kube)
+def kube(request: pytest.FixtureRequest) -> Kube:
+    """The cluster of the test: ``fake_kube`` or ``real_kube``."""
+    backend: Kube = request.getfixturevalue(f"{request.param}_kube")
+    return backend
+
+
+@pytest.fixture
+def harness(kube: Kube) -> Iterator[Harness]:
+    """Controllers against ``kube``; at the end, every thread is gone and the invariant holds."""
+    h = Harness(kube)
     try:
         yield h
+        h.close()
+        leftover = [t.name for t in threading.enumerate() if t.name.startswith("iter8-")]
+        assert not leftover, f"threads still running after stop: {leftover}"
+        h.check_invariant(at_least=0, destinations=h.destinations)
     finally:
         h.close()
-    leftover = [t.name for t in threading.enumerate() if t.name.startswith("iter8-")]
-    assert not leftover, f"threads still running after stop: {leftover}"
-    h.check_invariant(at_least=0, destinations=h.destinations)
+        h.history.stop()

@@ -1,25 +1,32 @@
 """Helpers of the controller tests: resource types, fast settings, object builders, the harness.
 
-The controller runs in the test process (its threads against the ``fake_kube`` server, over real
-HTTP and real watch streams) with short timings. A separate module rather than conftest.py, so that
+The controller runs in the test process (its threads against the fake API server or a real
+kube-apiserver, over real HTTP and real watch streams) with short timings. A separate module rather than conftest.py, so that
 ``from controller_helpers import ...`` can never pick up another directory's conftest.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import yaml
 from iter8_controller_test_plugin import RouteListRouter
 from kubectl_iter8.controller.config import Settings
 from kubectl_iter8.controller.manager import Controller
 from routing_invariant import History, routed_versions, violations
 
+from kubectl_iter8.kube import KubeOptions
 from kubectl_iter8.registry import ResourceType, RouterRegistry
 from kubectl_iter8.testing import FakeKube
+from kubectl_iter8.testing.real import RealKube
+
+#: Either tier's cluster: both have the same test helpers.
+Kube = FakeKube | RealKube
 
 TYPES = {
     "deploy": ResourceType("deploy", "apps", "v1", "deployments", "Deployment", ("Available",)),
@@ -30,6 +37,7 @@ TYPES = {
     ),
 }
 
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 FAST = Settings(
     namespaces=("default",),
     resync_period=1.0,
@@ -44,6 +52,7 @@ FAST = Settings(
     watch_timeout=5,
     watch_backoff_base=0.05,
     watch_backoff_max=0.5,
+    forbidden_grace=1.0,
     request_retry_delays=(0.05,),
 )
 
@@ -91,16 +100,16 @@ def is_available(obj: dict[str, Any]) -> bool:
     return any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
 
 
-def create_version(kube: FakeKube, name: str, *, ready: bool = True, **annotations: str) -> None:
+def create_version(kube: Kube, name: str, *, ready: bool = True, **annotations: str) -> None:
     """A Service and a Deployment named ``name``; waits until the Deployment is Available if ``ready``."""
     kube.create(service(name))
+    if isinstance(kube, FakeKube):
+        kube.controllers.deployments = 0.0 if ready else "never"
+    elif not ready:
+        kube.mark_unready("deployments", name)
+    kube.create(deployment(name, **annotations))
     if ready:
-        kube.controllers.deployments = 0.0
-        kube.create(deployment(name, **annotations))
-        kube.wait_for("deployments", name, is_available)
-    else:
-        kube.controllers.deployments = "never"
-        kube.create(deployment(name, **annotations))
+        kube.wait_for("deployments", name, is_available, timeout=30)
 
 
 def service(name: str) -> dict[str, Any]:
@@ -120,8 +129,6 @@ def routemap(
     router: str = "test",
     **options: Any,
 ) -> dict[str, Any]:
-    import yaml
-
     spec = {"versions": versions, "routing": {"router": router, "strategy": strategy, **options}}
     return {
         "apiVersion": "v1",
@@ -143,7 +150,7 @@ def app_versions(*names: str, weights: list[int | None] | None = None) -> list[d
     return out
 
 
-def routes(kube: FakeKube, name: str = "app") -> dict[str, int | str] | None:
+def routes(kube: Kube, name: str = "app") -> dict[str, int | str] | None:
     """Version name -> weight (or "match"/"mirror:N"/"default") of the routing ConfigMap, or None."""
     if not kube.exists("configmaps", f"{name}-routing"):
         return None
@@ -162,22 +169,56 @@ def routes(kube: FakeKube, name: str = "app") -> dict[str, int | str] | None:
 
 
 class Harness:
-    """Starts controllers against one fake and stops them; checks the invariant at the end."""
+    """Starts controllers against one cluster and stops them; checks the invariant at the end."""
 
-    def __init__(self, kube: FakeKube) -> None:
+    def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        self.history = History.attach(kube)
+        # On a real server the history starts with the first controller, when the test's CRDs are
+        # served (a list then gives the state before); the fake's must see every change from the start.
+        self._recording = isinstance(kube, FakeKube)
+        self.history = History.attach(kube) if self._recording else History()
         self.controllers: list[Controller] = []
         #: How the final invariant check reads the routing objects (the test router's by default).
         self.destinations: Any = routed_versions
+        self._identity: KubeOptions | None = None
 
     def start(self, *, router_registry: RouterRegistry | None = None, **changes: Any) -> Controller:
-        settings = replace(FAST, **changes)
-        ctl = Controller(settings, routers=router_registry or routers(), resource_types=TYPES)
+        if not self._recording:
+            self.history, self._recording = History.attach(self.kube), True
+        settings = replace(FAST, namespaces=(self.kube.namespace,), lease_namespace=self.kube.namespace)
+        settings = replace(settings, **changes)
+        ctl = Controller(
+            settings,
+            routers=router_registry or routers(),
+            resource_types=TYPES,
+            kube_options=self.controller_identity(),
+        )
         ctl.start()
         self.controllers.append(ctl)
         assert ctl.wait_synced(10)
         return ctl
+
+    def controller_identity(self) -> KubeOptions | None:
+        """On a real server, the controller acts as the ServiceAccount of its own ``controller
+        manifests`` (a TokenRequest token), so its RBAC is what users install; the fake has no RBAC."""
+        kube = self.kube
+        if isinstance(kube, FakeKube):
+            return None
+        if self._identity is None:
+            manifests = subprocess.run(
+                ["kubectl-iter8", "controller", "manifests", "-n", kube.namespace, "-w", kube.namespace,
+                 "--abn-port", "0"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            rbac = [d for d in yaml.safe_load_all(manifests.stdout) if d and d["kind"] in RBAC_KINDS]
+            assert rbac, manifests.stdout
+            kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac), check=True)
+            account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
+            path = kube.kubeconfig.with_name("controller-kubeconfig")
+            token = kube.control_plane.token(kube.namespace, account)
+            kube.control_plane.kubeconfig_for(token, path, namespace=kube.namespace)
+            self._identity = KubeOptions(kubeconfig=str(path))
+        return self._identity
 
     def stop(self, ctl: Controller, *, release: bool = True) -> None:
         if ctl in self.controllers:
@@ -185,7 +226,8 @@ class Harness:
             ctl.stop(release=release)
 
     def check_invariant(self, *, at_least: int = 1, destinations: Any = routed_versions) -> int:
-        checked, problems = violations(self.kube.audit, list(self.history.events), destinations)
+        self.history.sync()
+        checked, problems = violations(self.history.audit(self.kube), list(self.history.events), destinations)
         assert not problems, "\n".join(problems)
         assert checked >= at_least, f"only {checked} routing writes were checked"
         return checked

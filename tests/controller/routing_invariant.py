@@ -1,11 +1,13 @@
-"""The routing invariant, checked over the fake API server's whole write history.
+"""The routing invariant, checked over the cluster's whole write history (fake or real).
 
 **No routing object ever sends traffic to a version that was unavailable when it was written.**
 
-:class:`History` records every committed change of the fake (a store listener, called under the
-store's lock, so nothing is missed and the order is the commit order). :func:`violations` replays
-it: for each write of a routing object (an object labelled ``iter8.tools/routemap`` that is not a
-status ConfigMap) made through the API, it takes the state of every object just before that write,
+:class:`History` records every committed change: on the fake, a store listener (called under the
+store's lock, so nothing is missed and the order is the commit order); on a real server, a watch
+per kind from the resourceVersion of a list, merged in resourceVersion order (which is etcd's
+commit order), and the writes judged are those of the controller's ServiceAccount in the apiserver's
+audit log. :func:`violations` replays it: for each write of a routing object (an object labelled
+``iter8.tools/routemap`` that is not a status ConfigMap) made through the API, it takes the state of every object just before that write,
 finds the routemap that owns the routing object, computes each version's availability from
 scratch (deliberately *not* with the controller's code: exists with the watch label, not being
 deleted, conditions True with a current observedGeneration) and checks every version the routing
@@ -18,13 +20,18 @@ was released), no routing object alive at that moment may still send traffic to 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_iter8.kube import GVR
 from kubectl_iter8.routemap import RouteMap, parse_routemap
-from kubectl_iter8.testing import AuditRecord, Event, FakeKube
+from kubectl_iter8.testing import ApiError, AuditRecord, Event, FakeKube
+from kubectl_iter8.testing.real import RealKube
 
 Obj = dict[str, Any]
 #: gvrShort -> (fake resource key, conditions that must be True)
@@ -34,20 +41,110 @@ TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cm": ("configmaps", ()),
     "isvc": ("inferenceservices.serving.kserve.io", ("Ready",)),
 }
+#: What a real server's history watches: the versions' kinds and the routing kinds.
+WATCHED = ("deployments", "services", "configmaps", "inferenceservices", "virtualservices", "httproutes")
 
 
 @dataclass
 class History:
-    """Every committed change of one fake, in commit order."""
+    """Every committed change of one cluster, in commit order (resourceVersion order)."""
 
     events: list[Event] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    #: How many watches of each kind have ended (see :meth:`sync`).
+    _watches_ended: dict[str, int] = field(default_factory=dict)
+    #: Where a real server's audit log stood when recording began.
+    _audit_offset: int = 0
 
     @classmethod
-    def attach(cls, kube: FakeKube) -> History:
+    def attach(cls, kube: FakeKube | RealKube) -> History:
+        """Record every change: a store listener on the fake, watches of :data:`WATCHED` on a real server."""
         history = cls()
-        with kube.store.lock:
-            kube.store.listeners.append(history.events.append)
+        if isinstance(kube, FakeKube):
+            with kube.store.lock:
+                kube.store.listeners.append(history.events.append)
+            return history
+        history._audit_offset = kube.control_plane.audit_offset()
+        for resource in WATCHED:
+            try:
+                gvr = kube.resource(resource)
+            except ApiError:
+                continue  # a kind whose CRD the test did not load
+            items, rv = kube.api.list_versioned(gvr, kube.namespace)
+            key = f"{gvr.resource}.{gvr.group}" if gvr.group else gvr.resource
+            history.events += [
+                Event(int(o["metadata"]["resourceVersion"]), "ADDED", key, None, o) for o in items
+            ]
+            history._watches_ended[key] = 0
+            thread = threading.Thread(target=history._watch, args=(kube, gvr, key, rv), daemon=True)
+            thread.start()
+            history._threads.append(thread)
         return history
+
+    def _watch(self, kube: RealKube, gvr: GVR, key: str, rv: str) -> None:
+        while not self._stop.is_set():
+            stream = kube.api.watch(gvr, kube.namespace, resource_version=rv, timeout_seconds=1)
+            with contextlib.closing(stream):
+                for event in stream:
+                    obj = event["object"]
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        rv = obj["metadata"]["resourceVersion"]
+                        self.events.append(Event(int(rv), event["type"], key, None, obj))
+                    elif event["type"] == "BOOKMARK":
+                        rv = obj["metadata"]["resourceVersion"]
+                    else:
+                        raise AssertionError(f"the history's watch of {key} failed: {obj}")
+            self._watches_ended[key] = self._watches_ended.get(key, 0) + 1
+
+    def sync(self) -> None:
+        """Wait until the history holds every change made so far (a no-op on the fake).
+
+        A watch that opened after this call, and then ended, was sent every change committed before
+        it opened: so two more ended watches per kind are enough.
+        """
+        start = dict(self._watches_ended)
+        deadline = time.monotonic() + 15
+        while any(self._watches_ended.get(k, 0) < n + 2 for k, n in start.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError("the history's watches did not catch up in 15 s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop recording (a real server's watches end within their 1 s timeout)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+        self.events.sort(key=lambda e: e.rv)
+
+    def audit(self, kube: FakeKube | RealKube) -> list[AuditRecord]:
+        """The writes the invariant judges: the fake's API writes; on a real server, the writes of any
+        ServiceAccount (the controller's), from the apiserver's audit log."""
+        if isinstance(kube, FakeKube):
+            return kube.audit
+        records = []
+        for event in kube.control_plane.audit(self._audit_offset):
+            ref, user = event.get("objectRef") or {}, (event.get("user") or {}).get("username", "")
+            stored = event.get("responseObject") or {}
+            if (
+                ref.get("namespace") == kube.namespace
+                and event.get("verb") in ("create", "update", "patch")
+                and not ref.get("subresource")
+                and user.startswith("system:serviceaccount:")
+                and "resourceVersion" in (stored.get("metadata") or {})
+            ):
+                resource = f"{ref['resource']}.{ref['apiGroup']}" if ref.get("apiGroup") else ref["resource"]
+                records.append(
+                    AuditRecord(
+                        event["verb"],
+                        resource,
+                        ref["namespace"],
+                        ref["name"],
+                        stored["metadata"]["resourceVersion"],
+                        0.0,
+                    )
+                )
+        return records
 
 
 def routed_versions(obj: Obj, routemap: RouteMap) -> set[int]:

@@ -13,18 +13,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from controller_helpers import Harness, app_versions, create_version, routemap, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_version, routemap, wait_until
 from kubectl_iter8.controller.manager import Controller
 from kubectl_iter8.controller.status import read_status
 from test_serve import free_port, http_get
 
 from kubectl_iter8.sdk import Client
-from kubectl_iter8.testing import FakeKube
 
 FRONTEND = Path(__file__).resolve().parents[2] / "examples" / "abn" / "frontend.py"
 
 
-def backend(harness: Harness, kube: FakeKube, tmp_path: Path) -> Controller:
+def backend(harness: Harness, kube: Kube, tmp_path: Path) -> Controller:
     """The routemap ``backend`` (v0 and v1, 50/50) and a controller serving A/B/n with SQLite."""
     create_version(kube, "v0")
     create_version(kube, "v1")
@@ -71,22 +70,22 @@ def request(port: int, path: str, user: str | None, method: str = "GET") -> tupl
 
 
 def test_frontend_routes_users_stickily_and_records_sales(
-    harness: Harness, fake_kube: FakeKube, tmp_path: Path, backends: list[str]
+    harness: Harness, kube: Kube, tmp_path: Path, backends: list[str]
 ) -> None:
-    ctl = backend(harness, fake_kube, tmp_path)
+    ctl = backend(harness, kube, tmp_path)
     assert ctl.abn is not None
     assert ctl.http is not None
     target = f"127.0.0.1:{ctl.abn.port}"
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(FRONTEND), "--abn", target, "--application", "default/backend",
+        [sys.executable, str(FRONTEND), "--abn", target, "--application", f"{kube.namespace}/backend",
          "--backend", backends[0], "--backend", backends[1], "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_until(lambda: request(port, "/", "probe")[0] == 200, what="the frontend")
         with Client(target, timeout=5) as abn:
-            expected = {f"user-{i}": abn.lookup("default/backend", f"user-{i}") for i in range(40)}
+            expected = {f"user-{i}": abn.lookup(f"{kube.namespace}/backend", f"user-{i}") for i in range(40)}
         assert set(expected.values()) == {0, 1}
         for user, version in expected.items():
             for _ in range(2):
@@ -100,7 +99,7 @@ def test_frontend_routes_users_stickily_and_records_sales(
     finally:
         proc.terminate()
         proc.wait(10)
-    status, body = http_get(ctl.http.port, "/abnDashboard?namespace=default&application=backend")
+    status, body = http_get(ctl.http.port, f"/abnDashboard?namespace={kube.namespace}&application=backend")
     assert status == 200, body
     rows = {r["Version"]: r for r in json.loads(body)["sales"]["SummaryOverTransactions"]}
     for version in (0, 1):
@@ -110,19 +109,21 @@ def test_frontend_routes_users_stickily_and_records_sales(
 
 
 def test_an_experiment_compares_versions_on_what_the_frontend_wrote(
-    cli, harness: Harness, fake_kube: FakeKube, tmp_path: Path
+    cli, harness: Harness, kube: Kube, tmp_path: Path
 ) -> None:
     # SDK -> ABN service -> store -> /abnValues -> abnmetrics -> assess: the whole A/B/n path.
-    ctl = backend(harness, fake_kube, tmp_path)
+    ctl = backend(harness, kube, tmp_path)
     assert ctl.abn is not None
     assert ctl.http is not None
     with Client(f"127.0.0.1:{ctl.abn.port}", timeout=5) as abn:
         for i in range(400):
             user = f"shopper-{i}"
-            version = abn.lookup("default/backend", user)
+            version = abn.lookup(f"{kube.namespace}/backend", user)
             # Version 1 sells about 30% more per user; every third user buys nothing.
             if i % 3:
-                abn.write_metric("default/backend", user, "sales", (10.0 + i % 7) * (1.3 if version else 1.0))
+                abn.write_metric(
+                    f"{kube.namespace}/backend", user, "sales", (10.0 + i % 7) * (1.3 if version else 1.0)
+                )
     ctl.abn.served.service.flush_users()  # the users who bought nothing count as 0 (best effort, ~1 s)
     experiment = tmp_path / "experiment.yaml"
     experiment.write_text(
@@ -132,6 +133,7 @@ def test_an_experiment_compares_versions_on_what_the_frontend_wrote(
     outcome = cli(
         "launch", "--local", "-f", str(experiment), "--run-dir", run,
         "--set", f"spec[0].with.endpoint=http://127.0.0.1:{ctl.http.port}",
+        "--set", f"spec[0].with.application={kube.namespace}/backend",
     )  # fmt: skip
     assert outcome.code == 0, outcome.err
     report = json.loads(cli("report", "--local", "--run-dir", run, "-o", "json").out)
@@ -142,35 +144,31 @@ def test_an_experiment_compares_versions_on_what_the_frontend_wrote(
     assert cli("assert", "--local", "--run-dir", run, "-c", "completed,nofailure,slos,noregression").code == 0
 
 
-def test_only_the_seed_annotation_reshuffles_users(
-    harness: Harness, fake_kube: FakeKube, tmp_path: Path
-) -> None:
-    ctl = backend(harness, fake_kube, tmp_path)
+def test_only_the_seed_annotation_reshuffles_users(harness: Harness, kube: Kube, tmp_path: Path) -> None:
+    ctl = backend(harness, kube, tmp_path)
     assert ctl.abn is not None
     users = [f"u{i}" for i in range(2000)]
 
     def assigned() -> list[int]:
         with Client(f"127.0.0.1:{ctl.abn.port}", timeout=5) as abn:  # type: ignore[union-attr]
-            return [abn.lookup("default/backend", u) for u in users]
+            return [abn.lookup(f"{kube.namespace}/backend", u) for u in users]
 
     before = assigned()
     # A version's resources change (v1 is now just its Deployment): nobody moves.
     versions = app_versions("v0", "v1", weights=[50, 50])
     versions[1]["resources"] = [{"gvrShort": "deploy", "name": "v1"}]
     spec = routemap("backend", versions)["data"]["strSpec"]
-    patched = fake_kube.patch("configmaps", "backend", {"data": {"strSpec": spec}})
+    patched = kube.patch("configmaps", "backend", {"data": {"strSpec": spec}})
     wait_until(
         lambda: (
-            read_status(fake_kube.get("configmaps", "backend-iter8-status")).get("observedResourceVersion")
+            read_status(kube.get("configmaps", "backend-iter8-status")).get("observedResourceVersion")
             == patched["metadata"]["resourceVersion"]
         ),
         what="the reconcile of the change",
     )
     assert assigned() == before
     # The user asks for a reshuffle: about half of the users move (two versions of equal weight).
-    fake_kube.patch(
-        "configmaps", "backend", {"metadata": {"annotations": {"iter8.tools/abn-seed": "round-2"}}}
-    )
+    kube.patch("configmaps", "backend", {"metadata": {"annotations": {"iter8.tools/abn-seed": "round-2"}}})
     moved = wait_until(
         lambda: (n := sum(a != b for a, b in zip(assigned(), before, strict=True))) > 0 and n,
         what="a reshuffle",

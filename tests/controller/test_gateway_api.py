@@ -1,26 +1,24 @@
-"""The controller with the real ``gateway-api`` router and the real HTTPRoute CRD in the fake API server."""
+"""The controller with the real ``gateway-api`` router and HTTPRoute CRD, on the fake and a real API server."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_helpers import Harness, app_versions, create_version, routemap, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_version, routemap, wait_until
+from tiers import crds_dir
 
 from kubectl_iter8.host import Iter8Hooks
 from kubectl_iter8.routemap import RouteMap
-from kubectl_iter8.testing import FakeKube
-
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds" / "gateway-api-v1.6.1-httproutes.yaml"
 
 
 @pytest.fixture
-def gateway(fake_kube: FakeKube) -> FakeKube:
-    if not CRDS.exists():
-        pytest.skip(f"the shared CRDs are not at {CRDS}")
-    fake_kube.load_crds(CRDS)
-    return fake_kube
+def gateway(kube: Kube) -> Kube:
+    kube.load_crds(crds_dir() / "gateway-api-v1.6.1-httproutes.yaml")
+    return kube
+
+
+EVERY_PATH = {"path": {"type": "PathPrefix", "value": "/"}}
 
 
 def _backends(obj: dict[str, Any]) -> list[tuple[str, object]]:
@@ -28,8 +26,10 @@ def _backends(obj: dict[str, Any]) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for rule in (obj.get("spec") or {}).get("rules") or []:
         refs = rule.get("backendRefs") or []
+        # The API server defaults a rule's matches to every path: that is no match.
+        matched = any(m != EVERY_PATH for m in rule.get("matches") or [])
         for ref in refs:
-            kind = ref.get("weight", 1) if len(refs) > 1 else ("match" if rule.get("matches") else "default")
+            kind = ref.get("weight", 1) if len(refs) > 1 else ("match" if matched else "default")
             out.append((ref["name"], kind))
         for flt in rule.get("filters") or []:
             if flt.get("type") == "RequestMirror":
@@ -49,7 +49,7 @@ def gateway_destinations(obj: dict[str, Any], routemap: RouteMap) -> set[int]:
     return {services.get(name, -1) for name, kind in _backends(obj) if kind != 0 and kind != "mirror:0"}
 
 
-def routes(kube: FakeKube) -> dict[str, object] | None:
+def routes(kube: Kube) -> dict[str, object] | None:
     if not kube.exists("httproutes", "app"):
         return None
     return dict(_backends(kube.get("httproutes", "app")))
@@ -63,7 +63,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("strategy", ["blue-green", "canary", "mirror"])
-def test_gateway_api_rollout_and_drain(harness: Harness, gateway: FakeKube, strategy: str) -> None:
+def test_gateway_api_rollout_and_drain(harness: Harness, gateway: Kube, strategy: str) -> None:
     hooks = Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"})
     create_version(gateway, "v1")
     create_version(gateway, "v2", ready=False)

@@ -1,28 +1,22 @@
-"""The controller with the real ``istio`` router and the real Istio CRDs in the fake API server."""
+"""The controller with the real ``istio`` router and the real Istio CRDs, on the fake and a real API server."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from controller_helpers import Harness, app_versions, create_version, routemap, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_version, routemap, wait_until
 from routing_invariant import istio_destinations
+from tiers import crds_dir
 
 from kubectl_iter8.host import Iter8Hooks
-from kubectl_iter8.testing import FakeKube
-
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds" / "istio-crds.yaml"
 
 
 @pytest.fixture
-def istio(fake_kube: FakeKube) -> FakeKube:
-    if not CRDS.exists():
-        pytest.skip(f"the shared CRDs are not at {CRDS}")
-    fake_kube.load_crds(CRDS)
-    return fake_kube
+def istio(kube: Kube) -> Kube:
+    kube.load_crds(crds_dir() / "istio-crds.yaml")
+    return kube
 
 
-def hosts(kube: FakeKube) -> dict[str, object] | None:
+def hosts(kube: Kube) -> dict[str, object] | None:
     """Destination host -> weight / "match" / "default" / "mirror" of the VirtualService ``app``."""
     if not kube.exists("virtualservices", "app"):
         return None
@@ -32,7 +26,8 @@ def hosts(kube: FakeKube) -> dict[str, object] | None:
             host = entry["destination"]["host"]
             out[host] = entry.get("weight", "match" if http.get("match") else "default")
         if "mirror" in http:
-            out[http["mirror"]["host"]] = f"mirror:{http['mirrorPercentage']['value']}"
+            # float(): the API server writes 25.0 back as 25.
+            out[http["mirror"]["host"]] = f"mirror:{float(http['mirrorPercentage']['value'])}"
     return out
 
 
@@ -44,7 +39,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("strategy", ["blue-green", "canary", "mirror"])
-def test_istio_rollout_and_drain(harness: Harness, istio: FakeKube, strategy: str) -> None:
+def test_istio_rollout_and_drain(harness: Harness, istio: Kube, strategy: str) -> None:
     hooks = Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"})
     if "istio" not in hooks.routers:
         pytest.skip("the istio router is not registered")

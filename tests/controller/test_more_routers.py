@@ -1,30 +1,24 @@
-"""The controller with the real ``kserve-modelmesh`` and ``template`` routers, on the fake API server.
+"""The controller with the real ``kserve-modelmesh`` and ``template`` routers, on the fake and a real server.
 
 (istio and gateway-api have their own modules; together they cover every built-in router.)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_helpers import Harness, app_versions, create_version, routemap, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_version, routemap, wait_until
 from routing_invariant import istio_destinations
+from tiers import crds_dir
 
 from kubectl_iter8.host import Iter8Hooks
 from kubectl_iter8.routemap import RouteMap
 from kubectl_iter8.testing import FakeKube
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "crds"
 
-
-def load(kube: FakeKube, *names: str) -> FakeKube:
-    paths = [SHARED / name for name in names]
-    if not all(path.exists() for path in paths):
-        pytest.skip(f"the shared CRDs are not at {SHARED}")
-    kube.load_crds(*paths)
-    return kube
+def load(kube: Kube, *names: str) -> None:
+    kube.load_crds(*[crds_dir() / name for name in names])
 
 
 def isvc(name: str) -> dict[str, Any]:
@@ -36,6 +30,17 @@ def isvc(name: str) -> dict[str, Any]:
             "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": f"s3://models/{name}"}}
         },
     }
+
+
+def create_isvc(kube: Kube, name: str, *, ready: bool) -> None:
+    """An InferenceService; KServe's controller is played by the fake's, or by a status written by hand."""
+    if isinstance(kube, FakeKube):
+        kube.controllers.inferenceservices = 0.0 if ready else "never"
+    kube.create(isvc(name))
+    if ready and not isinstance(kube, FakeKube):
+        kube.mark_ready("inferenceservices", name)
+    if ready:
+        kube.wait_for("inferenceservices", name, is_ready)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -66,14 +71,11 @@ def modelmesh_destinations(obj: dict[str, Any], routemap: RouteMap) -> set[int]:
     ],
 )
 def test_kserve_modelmesh_follows_inferenceservice_readiness(
-    harness: Harness, fake_kube: FakeKube, strategy: str, before: dict[str, object], after: dict[str, object]
+    harness: Harness, kube: Kube, strategy: str, before: dict[str, object], after: dict[str, object]
 ) -> None:
-    kube = load(fake_kube, "kserve-inferenceservices.yaml", "istio-crds.yaml")
-    kube.controllers.inferenceservices = 0.0
-    kube.create(isvc("m1"))
-    kube.wait_for("inferenceservices", "m1", is_ready)
-    kube.controllers.inferenceservices = "never"
-    kube.create(isvc("m2"))
+    load(kube, "kserve-inferenceservices.yaml", "istio-crds.yaml")
+    create_isvc(kube, "m1", ready=True)
+    create_isvc(kube, "m2", ready=False)
     versions = [
         {"resources": [{"gvrShort": "isvc", "name": n}], "weight": w} for n, w in (("m1", 60), ("m2", 40))
     ]
@@ -107,8 +109,8 @@ spec:
 """
 
 
-def test_template_router_renders_only_ready_versions(harness: Harness, fake_kube: FakeKube) -> None:
-    kube = load(fake_kube, "istio-crds.yaml")
+def test_template_router_renders_only_ready_versions(harness: Harness, kube: Kube) -> None:
+    load(kube, "istio-crds.yaml")
     create_version(kube, "v1")
     create_version(kube, "v2", ready=False)
     kube.create(

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from controller_helpers import Harness, app_versions, create_version, routemap, routes, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_version, routemap, routes, wait_until
 
 from kubectl_iter8.testing import FakeKube
 
@@ -30,20 +30,23 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return 0, ""
 
 
-def test_health_ready_and_metrics_endpoints(harness: Harness, fake_kube: FakeKube) -> None:
-    create_version(fake_kube, "v1")
-    create_version(fake_kube, "v2")
-    fake_kube.create(routemap("app", app_versions("v1", "v2", weights=[70, 30])))
+def test_health_ready_and_metrics_endpoints(harness: Harness, kube: Kube) -> None:
+    create_version(kube, "v1")
+    create_version(kube, "v2")
+    kube.create(routemap("app", app_versions("v1", "v2", weights=[70, 30])))
     ctl = harness.start()
     assert ctl.http is not None
     port = ctl.http.port
-    wait_until(lambda: routes(fake_kube) == {"v1": 70, "v2": 30}, what="routes")
+    wait_until(lambda: routes(kube) == {"v1": 70, "v2": 30}, what="routes")
     assert http_get(port, "/healthz") == (200, "ok\n")
     assert http_get(port, "/readyz") == (200, "ok\n")
     wait_until(lambda: 'version="v2"} 30' in http_get(port, "/metrics")[1], what="the applied weight metric")
     status, text = http_get(port, "/metrics")
     assert status == 200
-    assert 'iter8_controller_applied_weight{namespace="default",routemap="app",version="v1"} 70' in text
+    assert (
+        f'iter8_controller_applied_weight{{namespace="{kube.namespace}",routemap="app",version="v1"}} 70'
+        in text
+    )
     assert 'iter8_controller_reconciles_total{result="success"}' in text
     assert "iter8_controller_is_leader 1" in text
     assert http_get(port, "/nosuch")[0] == 404
@@ -56,9 +59,12 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     )
     out = cli("controller", "manifests", "--namespace", "default", "--config", str(config))
     assert out.code == 0, out.err
+    assert "&id" not in out.out  # no YAML anchors for a reader to follow
     docs = list(yaml.safe_load_all(out.out))
-    assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"]
-    rules = docs[1]["rules"]
+    assert [d["kind"] for d in docs] == [
+        "Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service",
+    ]  # fmt: skip
+    rules = docs[2]["rules"]
     knative = next(r for r in rules if r["apiGroups"] == ["serving.knative.dev"])
     assert knative == {
         "apiGroups": ["serving.knative.dev"],
@@ -69,7 +75,7 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     deleting = {res for r in rules if "delete" in r["verbs"] for res in r["resources"]}
     assert deleting == {"configmaps", "virtualservices", "httproutes", "inferenceservices"}
     assert any(r["resources"] == ["leases"] for r in rules)
-    container = docs[3]["spec"]["template"]["spec"]["containers"][0]
+    container = docs[4]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:4] == ["controller", "serve", "--namespace", "default"]
     assert container["image"].startswith("ghcr.io/kubectl-iter8/kubectl-iter8:v")
     applied = fake_kube.kubectl("apply", "-f", "-", input=out.out)
@@ -78,13 +84,128 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
 
     scoped = cli("controller", "manifests", "--cluster-scoped")
     kinds = [d["kind"] for d in yaml.safe_load_all(scoped.out)]
-    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+    assert kinds == [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ]
     assert (
         "--all-namespaces"
         in next(d for d in yaml.safe_load_all(scoped.out) if d["kind"] == "Deployment")["spec"]["template"][
             "spec"
         ]["containers"][0]["args"]
     )
+    assert cli("controller", "manifests", "-A").out == scoped.out
+
+
+def rbac_by_namespace(docs: list[dict], home: str = "iter8-system") -> dict[str, list[str]]:
+    """For each namespace with a Role: the resources it grants, and that its binding names the controller."""
+    granted: dict[str, list[str]] = {}
+    for doc in docs:
+        ns = doc["metadata"].get("namespace")
+        if doc["kind"] == "Role":
+            granted[ns] = sorted(res for rule in doc["rules"] for res in rule["resources"])
+        if doc["kind"] == "RoleBinding":
+            assert doc["roleRef"] == {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "iter8-controller",
+            }
+            assert doc["subjects"] == [
+                {"kind": "ServiceAccount", "name": "iter8-controller", "namespace": home}
+            ]
+    return granted
+
+
+WATCHING = sorted(
+    ["configmaps", "deployments", "events", "httproutes", "inferenceservices", "services", "virtualservices"]
+)
+
+
+def test_manifests_apply_to_a_fresh_cluster_and_watch_the_namespaces_asked_for(
+    cli, fake_kube: FakeKube
+) -> None:
+    assert not fake_kube.exists("namespaces", "iter8-system")
+    out = cli("controller", "manifests")
+    assert out.code == 0, out.err
+    docs = list(yaml.safe_load_all(out.out))
+    assert docs[0] == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "iter8-system"}}
+    # By default the apps are in "default"; the controller's own namespace holds only its Lease.
+    assert rbac_by_namespace(docs) == {"iter8-system": ["leases"], "default": WATCHING}
+    args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert args[:6] == [
+        "controller",
+        "serve",
+        "--namespace",
+        "default",
+        "--leader-elect",
+        "--lease-namespace",
+    ]
+    assert args[6] == "iter8-system"
+    applied = fake_kube.kubectl("apply", "-f", "-", input=out.out)
+    assert applied.returncode == 0, applied.stderr
+    assert fake_kube.exists("deployments", "iter8-controller", "iter8-system")
+    assert fake_kube.exists("rolebindings", "iter8-controller", "default")
+
+    for ns in ("shop", "payments"):
+        assert fake_kube.kubectl("create", "namespace", ns).returncode == 0
+    out = cli("controller", "manifests", "-w", "shop", "--watch-namespace", "payments", "-w", "shop")
+    assert out.code == 0, out.err
+    docs = list(yaml.safe_load_all(out.out))
+    assert rbac_by_namespace(docs) == {"iter8-system": ["leases"], "shop": WATCHING, "payments": WATCHING}
+    args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert args[:6] == ["controller", "serve", "--namespace", "shop", "--namespace", "payments"]
+    applied = fake_kube.kubectl("apply", "-f", "-", input=out.out)
+    assert applied.returncode == 0, applied.stderr
+    assert fake_kube.exists("roles", "iter8-controller", "payments")
+
+    # Watching its own namespace too: one Role there, with the Lease and the apps' rules.
+    docs = list(
+        yaml.safe_load_all(
+            cli("controller", "manifests", "-n", "shop", "-w", "shop", "--no-create-namespace").out
+        )
+    )
+    assert [d["kind"] for d in docs][:3] == ["ServiceAccount", "Role", "RoleBinding"]
+    assert rbac_by_namespace(docs, home="shop") == {"shop": sorted([*WATCHING, "leases"])}
+
+
+def test_the_controller_pod_is_hardened(cli) -> None:
+    out = cli("controller", "manifests")
+    pod = next(d for d in yaml.safe_load_all(out.out) if d["kind"] == "Deployment")["spec"]["template"][
+        "spec"
+    ]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"name": "scratch", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert env["HOME"] == env["TMPDIR"] == "/tmp"
+
+
+def test_manifests_flags_are_checked(cli) -> None:
+    both = cli("controller", "manifests", "-w", "shop", "--all-namespaces")
+    assert both.code == 2
+    assert both.err == "error: Either --watch-namespace or --all-namespaces can be used, not both.\n"
+    bad = cli("controller", "manifests", "-w", "Shop_1")
+    assert bad.code == 2
+    assert bad.err.startswith("error: --watch-namespace 'Shop_1': not a namespace name (")
+    assert len(bad.err.splitlines()) == 1
 
 
 def test_manifests_serve_the_abn_port_with_its_store(cli, fake_kube: FakeKube) -> None:
@@ -94,14 +215,16 @@ def test_manifests_serve_the_abn_port_with_its_store(cli, fake_kube: FakeKube) -
         docs = {d["kind"]: d for d in yaml.safe_load_all(out.out)}
         return docs["Deployment"]["spec"]["template"]["spec"], docs["Service"]["spec"]
 
+    scratch = {"name": "scratch", "emptyDir": {}}
+    scratch_mount = {"name": "scratch", "mountPath": "/tmp"}
     pod, service = deployment_and_service()
     (container,) = pod["containers"]
     args = container["args"]
     assert args[args.index("--abn-port") + 1] == "50051"
     assert args[args.index("--abn-address") + 1] == "0.0.0.0"
     assert args[args.index("--abn-store") + 1] == "sqlite:/var/lib/iter8/abn.sqlite"
-    assert container["volumeMounts"] == [{"name": "abn-data", "mountPath": "/var/lib/iter8"}]
-    assert pod["volumes"] == [{"name": "abn-data", "emptyDir": {}}]
+    assert container["volumeMounts"] == [scratch_mount, {"name": "abn-data", "mountPath": "/var/lib/iter8"}]
+    assert pod["volumes"] == [scratch, {"name": "abn-data", "emptyDir": {}}]
     assert {"name": "grpc", "port": 50051, "targetPort": "grpc"} in service["ports"]
 
     pod, _ = deployment_and_service("--abn-store-secret", "abn-redis")
@@ -111,7 +234,7 @@ def test_manifests_serve_the_abn_port_with_its_store(cli, fake_kube: FakeKube) -
         "name": "ITER8_ABN_STORE",
         "valueFrom": {"secretKeyRef": {"name": "abn-redis", "key": "url"}},
     } in container["env"]
-    assert "volumes" not in pod
+    assert pod["volumes"] == [scratch]
 
     pod, service = deployment_and_service("--abn-port", "0")
     assert "--abn-port" not in pod["containers"][0]["args"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from tiers import skip_tier
 
 
 @pytest.fixture(autouse=True)
@@ -178,7 +179,10 @@ window.addEventListener('load', () => {
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+        skip_tier(
+            "chromium",
+            "chromium is not installed (Debian package 'chromium'; scripts/test installs it as root)",
+        )
     return subprocess.run(
         [
             binary,

@@ -1,6 +1,6 @@
 """Helpers for the route plugin tests: the real CRDs' schemas, the built-in route plugin.
 
-``crd_schema(kind)`` turns the ``openAPIV3Schema`` of a served version in ``../shared/crds/`` into a
+``crd_schema(kind)`` turns the ``openAPIV3Schema`` of a served version in the ``crds`` tier (see tiers.py) into a
 JSON Schema the ``jsonschema`` package checks: Kubernetes' ``x-kubernetes-*`` extensions are dropped
 (``x-kubernetes-int-or-string`` becomes "integer or string", ``x-kubernetes-preserve-unknown-fields``
 allows any field), ``nullable`` allows null, and every other object with ``properties`` refuses
@@ -14,8 +14,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from tiers import crds_dir
 
 from kubectl_iter8.routemap import RouteMap, RouteMapSpec
 
@@ -29,7 +29,6 @@ def route_hooks() -> Any:
     return Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"})
 
 
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 #: kind -> (CRD file, served version)
@@ -71,9 +70,7 @@ def _structural_to_json_schema(node: Any) -> Any:
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     """The JSON Schema of ``kind`` at ``api_version`` from the real CRD (the test skips without the CRDs)."""
     group, _, version = api_version.rpartition("/")
-    path = CRDS / CRD_FILES[(group, kind)]
-    if not path.is_file():
-        pytest.skip(f"the shared CRDs are not at {CRDS}")
+    path = crds_dir() / CRD_FILES[(group, kind)]
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for doc in yaml.load_all(path.read_text(), Loader=loader):
         if not doc or doc["spec"]["names"]["kind"] != kind or doc["spec"]["group"] != group:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from tiers import CRDS, crds_dir
 
 from kubectl_iter8.testing import ApiError, FakeKube
-
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
 
 
 def deployment(name: str, replicas: int = 2) -> dict:
@@ -109,8 +107,7 @@ def test_readiness_policies_are_validated(fake_kube):
 
 
 def test_inferenceservice_ready_policy(fake_kube):
-    if not CRDS.is_dir():
-        pytest.skip("shared CRDs missing")
+    crds_dir()
     fake_kube.load_crds(CRDS / "kserve-inferenceservices.yaml")
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-
-CRDS = Path(__file__).resolve().parents[3] / "shared" / "crds"
+from tiers import CRDS, crds_dir
 
 VIRTUAL_SERVICE = """apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -49,8 +47,7 @@ spec:
 
 @pytest.fixture
 def kube(fake_kube):
-    if not CRDS.is_dir():
-        pytest.skip(f"the shared CRDs are not at {CRDS}")
+    crds_dir()
     return fake_kube
 
 
