@@ -42,6 +42,13 @@ CONNECT_RETRY_DELAYS = (0.2, 0.5)
 #: HTTP statuses worth retrying: the server asked us to slow down or could not serve right now.
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+#: The Content-Type of each kind of PATCH (``apply`` is server-side apply).
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
 
 
 @dataclass(frozen=True)
@@ -254,13 +261,8 @@ class Kube:
     ) -> dict[str, Any]:
         """Patch with ``kind`` ``merge``, ``json`` or ``strategic``."""
         ns = self._ns(gvr, namespace)
-        content_type = {
-            "merge": "application/merge-patch+json",
-            "json": "application/json-patch+json",
-            "strategic": "application/strategic-merge-patch+json",
-        }[kind]
         result: dict[str, Any] = self.request(
-            "PATCH", gvr.path(ns, name), body=patch, content_type=content_type, what=_what(gvr, name, ns)
+            "PATCH", gvr.path(ns, name), body=patch, content_type=PATCH_TYPES[kind], what=_what(gvr, name, ns)
         )
         return result
 
@@ -391,7 +393,7 @@ class Kube:
             gvr.path(ns, name),
             query={"fieldManager": field_manager, "force": "true"},
             body=obj,
-            content_type="application/apply-patch+yaml",
+            content_type=PATCH_TYPES["apply"],
             what=_what(gvr, name, ns),
         )
         return result

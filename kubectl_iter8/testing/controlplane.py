@@ -53,7 +53,8 @@ from typing import Any
 
 import yaml
 
-from ..kube import GVR, SERVICE_ACCOUNTS, Kube, KubeOptions
+from ..kube import GVR, PATCH_TYPES, SERVICE_ACCOUNTS, Kube, KubeOptions
+from .common import run_kubectl
 from .server import kubeconfig_yaml
 
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -376,18 +377,7 @@ class ControlPlane:
         self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``kubectl ARGS`` as the admin (text mode, output captured)."""
-        binary = shutil.which("kubectl")
-        if binary is None:
-            raise FileNotFoundError("kubectl is not on PATH")
-        return subprocess.run(
-            [binary, *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env()},
-            timeout=timeout,
-            check=check,
-        )
+        return run_kubectl(args, self.env(), input=input, check=check, timeout=timeout)
 
     def token(self, namespace: str, service_account: str, *, seconds: int = 3600) -> str:
         """A token of ``service_account`` from the TokenRequest API: requests with it get exactly its RBAC."""
@@ -438,7 +428,7 @@ class ControlPlane:
             CRDS.path(None, name),
             query={"fieldManager": "load_crds", "force": "true"},
             body=json.dumps(doc),
-            content_type="application/apply-patch+yaml",
+            content_type=PATCH_TYPES["apply"],
         )
         return name
 

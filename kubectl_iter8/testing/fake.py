@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-import os
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from .apierrors import ApiError
+from .common import ClusterHelpers, run_kubectl
 from .controllers import Controllers
 from .discovery import Registry, ResourceInfo
 from .faults import Faults
@@ -60,7 +59,7 @@ _PATCH_TYPES = {
 }
 
 
-class FakeKube:
+class FakeKube(ClusterHelpers):
     """A fake Kubernetes API server on ``127.0.0.1`` (see the package docstring for a tour).
 
     :param directory: where the kubeconfig and the Jobs' working directory go (default: a new
@@ -189,18 +188,7 @@ class FakeKube:
         self, *args: str, input: str | None = None, check: bool = False, timeout: float = 30.0
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``kubectl ARGS`` against this fake (text mode, output captured)."""
-        binary = shutil.which("kubectl")
-        if binary is None:
-            raise FileNotFoundError("kubectl is not on PATH")
-        return subprocess.run(
-            [binary, *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env()},
-            timeout=timeout,
-            check=check,
-        )
+        return run_kubectl(args, self.env(), input=input, check=check, timeout=timeout)
 
     def reset(self, *, keep_crds: bool = True) -> None:
         """Back to a fresh cluster: no objects (but CRDs, if ``keep_crds``), history, audit or faults."""
@@ -273,15 +261,6 @@ class FakeKube:
         info = self.resource(resource)
         return self.store.get(info, self._ns(info, namespace), name)
 
-    def exists(self, resource: str, name: str, namespace: str | None = None) -> bool:
-        try:
-            self.get(resource, name, namespace)
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return True
-
     def list(
         self,
         resource: str,
@@ -342,29 +321,6 @@ class FakeKube:
             info, self._ns(info, namespace), name, propagation=propagation, source="test"
         )
         return obj
-
-    def wait_for(
-        self,
-        resource: str,
-        name: str,
-        predicate: Callable[[Obj], bool] | None = None,
-        namespace: str | None = None,
-        *,
-        timeout: float = 10.0,
-    ) -> Obj:
-        """Poll until the object exists and ``predicate(obj)`` holds; returns it or raises TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                obj = self.get(resource, name, namespace)
-                if predicate is None or predicate(obj):
-                    return obj
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{resource}/{name} did not reach the expected state in {timeout} s")
-            time.sleep(0.02)
 
     # --- stand-in controllers ------------------------------------------------------------------
 

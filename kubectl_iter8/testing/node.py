@@ -43,6 +43,7 @@ from typing import Any
 
 from ..errors import KubeError, KubeNotFoundError
 from ..kube import GVR, PODS, Kube, KubeOptions
+from .common import self_signed_certificate
 from .controlplane import ControlPlane
 
 NODES = GVR("", "v1", "nodes", namespaced=False)
@@ -483,12 +484,7 @@ class NodeStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        cert, key = self.workdir / "kubelet.crt", self.workdir / "kubelet.key"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        cert, key = self_signed_certificate(self.workdir, "kubelet")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

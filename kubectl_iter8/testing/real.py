@@ -20,35 +20,30 @@ import builtins
 import json
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import KubeError
-from ..kube import GVR, Kube, KubeOptions
+from ..kube import GVR, PATCH_TYPES, Kube, KubeOptions
 from .apierrors import ApiError
+from .common import ClusterHelpers
 from .controllers import inferenceservice_status
 from .controlplane import ControlPlane
 from .node import NodeStandIn
 
 Obj = dict[str, Any]
-_PATCH_TYPES = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "apply": "application/apply-patch+yaml",
-}
 
 
 def _api_error(exc: KubeError) -> ApiError:
     return ApiError(getattr(exc, "status", None) or 500, type(exc).__name__, str(exc))
 
 
-class RealKube:
+class RealKube(ClusterHelpers):
     """One namespace of a real control plane (see the module docstring)."""
 
     context = "real"
+    poll_interval = 0.05
 
     def __init__(
         self, control_plane: ControlPlane, node: NodeStandIn, namespace: str, kubeconfig: Path
@@ -143,7 +138,7 @@ class RealKube:
             gvr.path(self._ns(gvr, namespace, obj), obj["metadata"]["name"]),
             query={"fieldManager": field_manager, "force": "true"},
             body=json.dumps(obj),
-            content_type=_PATCH_TYPES["apply"],
+            content_type=PATCH_TYPES["apply"],
         )
         return result
 
@@ -151,15 +146,6 @@ class RealKube:
         gvr = self.resource(resource)
         result: Obj = self._call("GET", gvr.path(self._ns(gvr, namespace), name))
         return result
-
-    def exists(self, resource: str, name: str, namespace: str | None = None) -> bool:
-        try:
-            self.get(resource, name, namespace)
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return True
 
     def list(
         self,
@@ -197,7 +183,7 @@ class RealKube:
         path = gvr.path(self._ns(gvr, namespace), name, "status" if status else None)
         query = {"fieldManager": "test", "force": "true"} if type == "apply" else None
         body = json.dumps(patch) if type == "apply" else patch
-        result: Obj = self._call("PATCH", path, query=query, body=body, content_type=_PATCH_TYPES[type])
+        result: Obj = self._call("PATCH", path, query=query, body=body, content_type=PATCH_TYPES[type])
         return result
 
     def delete(
@@ -208,29 +194,6 @@ class RealKube:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation or "Background"}
         result: Obj = self._call("DELETE", gvr.path(self._ns(gvr, namespace), name), body=body)
         return result
-
-    def wait_for(
-        self,
-        resource: str,
-        name: str,
-        predicate: Callable[[Obj], bool] | None = None,
-        namespace: str | None = None,
-        *,
-        timeout: float = 10.0,
-    ) -> Obj:
-        """Poll until the object exists and ``predicate(obj)`` holds; returns it or raises TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                obj = self.get(resource, name, namespace)
-                if predicate is None or predicate(obj):
-                    return obj
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{resource}/{name} did not reach the expected state in {timeout} s")
-            time.sleep(0.05)
 
     def load_crds(self, *paths: str | Path | Iterable[str | Path]) -> builtins.list[str]:
         """Create (or update) the CRDs in YAML files or directories, once per control plane; returns names."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from controller_helpers import Harness, Kube, app_versions, create_version, routemap, routes, wait_until
+from pod_security import assert_restricted
 
 from kubectl_iter8.testing import FakeKube
 
@@ -181,21 +182,7 @@ def test_the_controller_pod_is_hardened(cli) -> None:
     pod = next(d for d in yaml.safe_load_all(out.out) if d["kind"] == "Deployment")["spec"]["template"][
         "spec"
     ]
-    assert pod["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": 1001,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    (container,) = pod["containers"]
-    assert container["securityContext"] == {
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-    }
-    assert {"name": "scratch", "emptyDir": {}} in pod["volumes"]
-    assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
-    env = {var["name"]: var.get("value") for var in container["env"]}
-    assert env["HOME"] == env["TMPDIR"] == "/tmp"
+    assert_restricted(pod)
 
 
 def test_manifests_flags_are_checked(cli) -> None:

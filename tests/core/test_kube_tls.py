@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from kubectl_iter8.testing.common import self_signed_certificate
 
 EXPERIMENT = "spec: [{run: [echo, hi]}]\n"
 SECRET_PATH = "/api/v1/namespaces/default/secrets/tls"
@@ -51,16 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def https_api(tmp_path: Path) -> Iterator[str]:
     """The URL of an HTTPS server with a self-signed certificate for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl command is needed to make a test certificate")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", "server.key", "-out", "server.crt", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        cwd=tmp_path, check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    context.load_cert_chain(cert, key)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
