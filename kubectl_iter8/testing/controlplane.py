@@ -443,7 +443,10 @@ class ControlPlane:
         has seen is here.
         """
         with self.audit_log.open("rb") as stream:
-            stream.seek(offset)
+            if offset > 0:
+                stream.seek(offset - 1)
+                if stream.read(1) != b"\n":
+                    stream.readline()  # the offset fell inside an event being written: it is not after it
             for line in stream:
                 if line.endswith(b"\n"):
                     yield json.loads(line)

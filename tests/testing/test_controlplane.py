@@ -93,3 +93,11 @@ def test_stop_leaves_no_process_and_no_port(request: pytest.FixtureRequest, tmp_
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", plane.port))
         s.listen()
+
+
+def test_audit_from_an_offset_skips_an_event_it_fell_inside(tmp_path: Path) -> None:
+    plane = ControlPlane(tmp_path, directory=tmp_path)
+    plane.audit_log.write_text('{"n": 1}\n{"n": 2}\n{"n": 3')  # the last event is still being written
+    assert [e["n"] for e in plane.audit()] == [1, 2]
+    assert [e["n"] for e in plane.audit(len('{"n": 1}\n'))] == [2]
+    assert [e["n"] for e in plane.audit(3)] == [2]
