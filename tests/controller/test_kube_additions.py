@@ -14,9 +14,9 @@ from kubectl_iter8.testing import FakeKube
 
 
 @pytest.fixture
-def kube(fake_kube: FakeKube):
-    with Kube() as client:
-        yield client
+def client(fake_kube: FakeKube):
+    with Kube() as api:
+        yield api
 
 
 def cm(name: str, **data: str) -> dict:
@@ -28,14 +28,14 @@ def cm(name: str, **data: str) -> dict:
     }
 
 
-def test_list_versioned_and_watch_from_it(kube: Kube, fake_kube: FakeKube) -> None:
+def test_list_versioned_and_watch_from_it(client: Kube, fake_kube: FakeKube) -> None:
     fake_kube.create(cm("a"))
     fake_kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
     fake_kube.create(cm("b"), namespace="other")
-    items, rv = kube.list_versioned(CONFIGMAPS, None, label_selector="w=1")
+    items, rv = client.list_versioned(CONFIGMAPS, None, label_selector="w=1")
     assert sorted(i["metadata"]["name"] for i in items) == ["a", "b"]
     assert items[0]["kind"] == "ConfigMap"
-    stream = kube.watch(CONFIGMAPS, "default", label_selector="w=1", resource_version=rv, timeout_seconds=5)
+    stream = client.watch(CONFIGMAPS, "default", label_selector="w=1", resource_version=rv, timeout_seconds=5)
     fake_kube.create(cm("c"))
     fake_kube.create(cm("unlabelled") | {"metadata": {"name": "unlabelled"}})
     fake_kube.delete("configmaps", "a")
@@ -47,48 +47,48 @@ def test_list_versioned_and_watch_from_it(kube: Kube, fake_kube: FakeKube) -> No
     assert seen == [("ADDED", "c"), ("DELETED", "a")]
 
 
-def test_a_compacted_history_is_a_410_error_event(kube: Kube, fake_kube: FakeKube) -> None:
-    _, rv = kube.list_versioned(CONFIGMAPS, "default")
+def test_a_compacted_history_is_a_410_error_event(client: Kube, fake_kube: FakeKube) -> None:
+    _, rv = client.list_versioned(CONFIGMAPS, "default")
     fake_kube.create(cm("a"))
     fake_kube.compact()
-    events = list(kube.watch(CONFIGMAPS, "default", resource_version=rv, timeout_seconds=2))
+    events = list(client.watch(CONFIGMAPS, "default", resource_version=rv, timeout_seconds=2))
     assert [(e["type"], e["object"]["code"]) for e in events] == [("ERROR", 410)]
 
 
-def test_closing_a_watch_from_another_thread_ends_it_at_once(kube: Kube) -> None:
-    stream = kube.watch(CONFIGMAPS, "default", timeout_seconds=60)
+def test_closing_a_watch_from_another_thread_ends_it_at_once(client: Kube) -> None:
+    stream = client.watch(CONFIGMAPS, "default", timeout_seconds=60)
     threading.Timer(0.2, stream.close).start()
     started = time.monotonic()
     assert list(stream) == []
     assert time.monotonic() - started < 5
 
 
-def test_watch_errors_are_kube_errors(kube: Kube, fake_kube: FakeKube) -> None:
+def test_watch_errors_are_kube_errors(client: Kube, fake_kube: FakeKube) -> None:
     fake_kube.forbid("watch", "configmaps")
     with pytest.raises(KubeForbiddenError):
-        kube.watch(CONFIGMAPS, "default")
+        client.watch(CONFIGMAPS, "default")
 
 
-def test_server_side_apply_creates_then_updates(kube: Kube, fake_kube: FakeKube) -> None:
-    created = kube.apply_server_side(CONFIGMAPS, cm("x", a="1"), "default", field_manager="iter8-controller")
+def test_server_side_apply_creates_then_updates(client: Kube, fake_kube: FakeKube) -> None:
+    created = client.apply_server_side(CONFIGMAPS, cm("x", a="1"), "default", field_manager="iter8-controller")
     assert created["data"] == {"a": "1"}
-    kube.apply_server_side(CONFIGMAPS, cm("x", a="2"), "default", field_manager="iter8-controller")
+    client.apply_server_side(CONFIGMAPS, cm("x", a="2"), "default", field_manager="iter8-controller")
     assert fake_kube.get("configmaps", "x")["data"] == {"a": "2"}
     patches = [r for r in fake_kube.requests if r.method == "PATCH"]
     assert all("fieldManager=iter8-controller" in r.path and "force=true" in r.path for r in patches)
 
 
-def test_resource_for_uses_discovery(kube: Kube, fake_kube: FakeKube) -> None:
-    assert kube.resource_for("apps/v1", "Deployment") == DEPLOYMENTS
-    assert kube.resource_for("v1", "ConfigMap") == CONFIGMAPS
-    assert kube.resource_for("v1", "Namespace") == GVR("", "v1", "namespaces", namespaced=False)
+def test_resource_for_uses_discovery(client: Kube, fake_kube: FakeKube) -> None:
+    assert client.resource_for("apps/v1", "Deployment") == DEPLOYMENTS
+    assert client.resource_for("v1", "ConfigMap") == CONFIGMAPS
+    assert client.resource_for("v1", "Namespace") == GVR("", "v1", "namespaces", namespaced=False)
     with pytest.raises(UsageError, match="does not serve kind 'VirtualService'"):
-        kube.resource_for("networking.istio.io/v1", "VirtualService")
+        client.resource_for("networking.istio.io/v1", "VirtualService")
 
 
-def test_record_event(kube: Kube, fake_kube: FakeKube) -> None:
+def test_record_event(client: Kube, fake_kube: FakeKube) -> None:
     target = fake_kube.create(cm("rm"))
-    kube.record_event(target, reason="RoutingApplied", message="weights v1=1")
+    client.record_event(target, reason="RoutingApplied", message="weights v1=1")
     [event] = fake_kube.list("events", "default")
     assert event["involvedObject"]["name"] == "rm"
     assert event["involvedObject"]["uid"] == target["metadata"]["uid"]
