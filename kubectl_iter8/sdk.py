@@ -9,7 +9,9 @@
         ...
         abn.write_metric("default/backend", user_id, "sales", 12.5)
 
-:class:`AsyncClient` has the same methods as coroutines (``grpc.aio``).
+:class:`AsyncClient` has the same methods as coroutines (``grpc.aio``). When the service requires a
+token (``$ITER8_ABN_TOKEN_FILE``), pass it as ``token=``: every call sends it as
+``authorization: Bearer TOKEN`` metadata (use TLS ``credentials`` where the network is not trusted).
 
 **Fallback.** :meth:`Client.lookup` never raises an RPC error: when the service cannot answer
 (unreachable, timed out after ``timeout`` seconds, unknown application, any other gRPC error) it
@@ -102,6 +104,10 @@ def _calls(channel: Any) -> tuple[Any, Any]:
     )
 
 
+def _metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
 def _metric(p: Protocol, application: str, user: str, name: str, value: float) -> abn_pb2.MetricValue:
     return p.MetricValue(name=name, value=repr(float(value)), application=application, user=user)
 
@@ -124,6 +130,7 @@ class Client:
     """A synchronous client of the A/B/n service at ``target`` (``host:port``).
 
     Each call waits at most ``timeout`` seconds. Without ``credentials`` the channel is plaintext.
+    ``token``: the service's shared token, sent with every call.
     """
 
     def __init__(
@@ -132,9 +139,11 @@ class Client:
         *,
         timeout: float = 1.0,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self._metadata = _metadata(token)
         self._protocol = protocol()
         self._channel = (
             grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
@@ -145,7 +154,9 @@ class Client:
         """The version number for ``user`` of ``application`` (``namespace/name``); 0 on any failure."""
         try:
             answer: Any = self._lookup(
-                self._protocol.Application(name=application, user=user), timeout=self.timeout
+                self._protocol.Application(name=application, user=user),
+                timeout=self.timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             _warn_fallback(application, user, exc)
@@ -157,7 +168,11 @@ class Client:
 
         :raises grpc.RpcError: when the service did not store it.
         """
-        self._write(_metric(self._protocol, application, user, name, value), timeout=self.timeout)
+        self._write(
+            _metric(self._protocol, application, user, name, value),
+            timeout=self.timeout,
+            metadata=self._metadata,
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -178,9 +193,11 @@ class AsyncClient:
         *,
         timeout: float = 1.0,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self._metadata = _metadata(token)
         self._credentials = credentials
         self._protocol = protocol()
         self._channel: grpc.aio.Channel | None = None
@@ -202,7 +219,9 @@ class AsyncClient:
         lookup, _ = self._open()
         try:
             answer: Any = await lookup(
-                self._protocol.Application(name=application, user=user), timeout=self.timeout
+                self._protocol.Application(name=application, user=user),
+                timeout=self.timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             _warn_fallback(application, user, exc)
@@ -215,7 +234,11 @@ class AsyncClient:
         :raises grpc.RpcError: (``grpc.aio.AioRpcError``) when the service did not store it.
         """
         _, write = self._open()
-        await write(_metric(self._protocol, application, user, name, value), timeout=self.timeout)
+        await write(
+            _metric(self._protocol, application, user, name, value),
+            timeout=self.timeout,
+            metadata=self._metadata,
+        )
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -9,6 +9,20 @@ that one application's keys share a cluster slot::
     iter8:abn:{APP}:txns                   set of the transaction ids in that list
     iter8:abn:{APP}:user-versions          set of versions that have assigned users
     iter8:abn:{APP}:users:VERSION          set of users assigned to VERSION
+    iter8:abn:{APP}:users-seen             sorted set of JSON [version, user], scored by when last seen
+    iter8:abn:{APP}:metrics                set of the application's metric names
+    iter8:abn:{APP}:series                 set of VERSION:METRIC with values
+    iter8:abn:{APP}:agg:VERSION:METRIC     hash: running statistics (:mod:`.aggregates`)
+    iter8:abn:{APP}:sums:VERSION:METRIC    sorted set: each writer's sum
+    iter8:abn:{APP}:aggregated             set once the aggregates hold every value of the list
+
+The aggregates are updated by the same Lua script that appends a value, with the arithmetic of
+:class:`~.aggregates.Running` (Lua numbers are doubles, written back with 17 digits, so both
+backends give the same numbers). Data written before the aggregates existed is aggregated by the
+first script that finds ``aggregated`` missing, from the list, atomically.
+
+Beyond ``max_users`` members of ``users-seen``, the least recently seen are removed from it and from
+their ``users:VERSION`` set (users recorded by versions before ``users-seen`` existed are kept).
 
 A write is one Lua script (atomic: the transaction id is checked and the row appended together,
 so a retried write is stored once), pipelined after the ``apps`` update in the same round trip;
@@ -34,20 +48,75 @@ from redis.retry import Retry
 
 from kubectl_iter8.errors import UsageError
 
+from .aggregates import Running, over_users
+from .limits import DEFAULT_MAX_USERS
 from .store import RedisAddress, StoreClosedError, Values, finite, new_transaction
+from .summary import Summary, VersionSummary
 
 log = logging.getLogger(__name__)
 
 APPS = "iter8:abn:apps"
 
-# KEYS: values list, txns set. ARGV: txn, row. Appends the row unless the txn is already stored.
-_WRITE = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
+# KEYS: values list, marker. ARGV: key prefix "iter8:abn:{APP}:". Defines add(version, metric, user, value).
+_AGGREGATE = """
+local prefix = ARGV[1]
+local function f(x) return string.format('%.17g', x) end
+local function add(version, metric, user, value)
+  local series = tostring(version) .. ':' .. metric
+  local agg = prefix .. 'agg:' .. series
+  local sums = prefix .. 'sums:' .. series
+  redis.call('SADD', prefix .. 'series', series)
+  local a = redis.call('HMGET', agg, 'n', 'mean', 'm2', 'min', 'max', 'wn', 'wmean', 'wm2')
+  local n, mean, m2 = tonumber(a[1]) or 0, tonumber(a[2]) or 0, tonumber(a[3]) or 0
+  local lo, hi = tonumber(a[4]) or value, tonumber(a[5]) or value
+  local wn, wmean, wm2 = tonumber(a[6]) or 0, tonumber(a[7]) or 0, tonumber(a[8]) or 0
+  n = n + 1
+  local d = value - mean
+  mean = mean + d / n
+  m2 = m2 + d * (value - mean)
+  if value < lo then lo = value end
+  if value > hi then hi = value end
+  local old = redis.call('ZSCORE', sums, user)
+  if old then
+    old = tonumber(old)
+    local wmean2 = wmean + value / wn
+    wm2 = wm2 + value * ((old + value - wmean2) + (old - wmean))
+    if wm2 < 0 then wm2 = 0 end
+    wmean = wmean2
+    redis.call('ZADD', sums, f(old + value), user)
+  else
+    wn = wn + 1
+    local e = value - wmean
+    wmean = wmean + e / wn
+    wm2 = wm2 + e * (value - wmean)
+    redis.call('ZADD', sums, f(value), user)
+  end
+  redis.call('HSET', agg, 'n', n, 'mean', f(mean), 'm2', f(m2), 'min', f(lo), 'max', f(hi),
+             'wn', wn, 'wmean', f(wmean), 'wm2', f(wm2))
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local rows = redis.call('LRANGE', KEYS[1], 0, -1)
+  for _, data in ipairs(rows) do
+    local row = cjson.decode(data)
+    add(row[1], row[2], row[3], tonumber(row[5]))
+  end
+  redis.call('SET', KEYS[2], '1')
+end
+"""
+
+# KEYS: values list, marker, txns set. ARGV: prefix, txn, row, version, metric, user, value.
+# Appends the row and updates the aggregates unless the txn is already stored.
+_WRITE = (
+    _AGGREGATE
+    + """
+if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[3])
+  add(tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]))
   return 1
 end
 return 0
 """
+)
 
 # Rows read per LRANGE, so that one read of a large application does not block the server long.
 _PAGE = 10_000
@@ -66,9 +135,12 @@ def _text(data: bytes | str) -> str:
 class RedisStore:
     """Metric values in the Redis server behind ``client`` (``name`` shows it in messages, no password)."""
 
-    def __init__(self, client: redis.Redis, *, name: str = "redis") -> None:
+    def __init__(
+        self, client: redis.Redis, *, name: str = "redis", max_users: int = DEFAULT_MAX_USERS
+    ) -> None:
         self.client = client
         self.name = name
+        self.max_users = max_users
         self._closed = False
         self._lock = threading.Lock()
 
@@ -114,13 +186,20 @@ class RedisStore:
         row = [int(version), metric, user, txn, number, time.time() if at is None else at]
         pipe = self._open().pipeline(transaction=False)
         pipe.sadd(APPS, application)
+        pipe.sadd(_key(application, "metrics"), metric)
         pipe.eval(
             _WRITE,
-            2,
+            3,
             _key(application, "values"),
+            _key(application, "aggregated"),
             _key(application, "txns"),
+            _key(application, ""),
             txn,
             json.dumps(row, separators=(",", ":"), allow_nan=False),
+            int(version),
+            metric,
+            user,
+            repr(number),
         )
         pipe.execute()
         return txn
@@ -130,12 +209,66 @@ class RedisStore:
         if not batch:
             return
         key = _key(application, f"users:{int(version)}")
-        pipe = self._open().pipeline(transaction=False)
+        seen_key = _key(application, "users-seen")
+        now = time.time()
+        client = self._open()
+        pipe = client.pipeline(transaction=False)
         pipe.sadd(APPS, application)
         pipe.sadd(_key(application, "user-versions"), int(version))
         for start in range(0, len(batch), _USERS_PER_COMMAND):
-            pipe.sadd(key, *batch[start : start + _USERS_PER_COMMAND])
-        pipe.execute()
+            chunk = batch[start : start + _USERS_PER_COMMAND]
+            pipe.sadd(key, *chunk)
+            pipe.zadd(seen_key, {json.dumps([int(version), user]): now for user in chunk})
+        pipe.zcard(seen_key)
+        count = int(pipe.execute()[-1])
+        if count > self.max_users:
+            # ZPOPMIN is atomic: replicas evicting at once each remove different records.
+            evicted: list[Any] = client.zpopmin(seen_key, count - self.max_users)
+            by_version: dict[int, list[str]] = {}
+            for member, _score in evicted:
+                old_version, user = json.loads(member)
+                by_version.setdefault(int(old_version), []).append(user)
+            pipe = client.pipeline(transaction=False)
+            for old_version, users_out in by_version.items():
+                for start in range(0, len(users_out), _USERS_PER_COMMAND):
+                    pipe.srem(
+                        _key(application, f"users:{old_version}"),
+                        *users_out[start : start + _USERS_PER_COMMAND],
+                    )
+            pipe.execute()
+
+    def summary(self, application: str) -> Summary:
+        client = self._open()
+        prefix = _key(application, "")
+        if not client.exists(_key(application, "aggregated")):
+            client.eval(_AGGREGATE, 2, _key(application, "values"), _key(application, "aggregated"), prefix)
+        series = sorted(_text(s) for s in client.smembers(_key(application, "series")))
+        pipe = client.pipeline(transaction=False)
+        for name in series:
+            version = name.partition(":")[0]
+            sums, users = _key(application, f"sums:{name}"), _key(application, f"users:{version}")
+            pipe.hmget(
+                _key(application, f"agg:{name}"), "n", "mean", "m2", "min", "max", "wn", "wmean", "wm2"
+            )
+            pipe.zrange(sums, 0, 0, withscores=True)
+            pipe.zrange(sums, -1, -1, withscores=True)
+            pipe.scard(users)
+            pipe.zintercard(2, [users, sums])
+        answers: list[Any] = pipe.execute()
+        out: Summary = {}
+        for index, name in enumerate(series):
+            agg, lowest, highest, assigned, writing = answers[5 * index : 5 * index + 5]
+            n, mean, m2, low, high, wn, wmean, wm2 = (float(x) for x in agg)
+            version, _, metric = name.partition(":")
+            writers = Running(int(wn), wmean, m2=wm2, min=float(lowest[0][1]), max=float(highest[0][1]))
+            out.setdefault(metric, {})[int(version)] = VersionSummary(
+                Running(int(n), mean, m2, low, high).stats(),
+                over_users(writers, int(assigned) - int(writing)),
+            )
+        return {metric: dict(sorted(versions.items())) for metric, versions in sorted(out.items())}
+
+    def metric_names(self, application: str) -> set[str]:
+        return {_text(m) for m in self._open().smembers(_key(application, "metrics"))}
 
     def values(self, application: str) -> Values:
         client = self._open()
@@ -180,7 +313,7 @@ class RedisStore:
         return sum(int(n) for n in pipe.execute())
 
 
-def connect(address: RedisAddress) -> RedisStore:
+def connect(address: RedisAddress, *, max_users: int = DEFAULT_MAX_USERS) -> RedisStore:
     """A store on the server at ``address``, checked with a PING.
 
     :raises UsageError: naming the URL (password hidden) when the server does not answer.
@@ -209,7 +342,7 @@ def connect(address: RedisAddress) -> RedisStore:
             message = message.replace(address.password, "***")
         raise UsageError(f"--abn-store {address.shown}: cannot connect: {message}") from None
     _warn_unless_persistent(client, address.shown)
-    return RedisStore(client, name=address.shown)
+    return RedisStore(client, name=address.shown, max_users=max_users)
 
 
 def _warn_unless_persistent(client: redis.Redis, shown: str) -> None:

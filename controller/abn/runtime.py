@@ -13,7 +13,11 @@ read side is served on the controller's HTTP port:
 ``namespace`` may be left out when ``application`` is ``NS/APP``; a bare ``APP`` is in ``default``.
 Errors are JSON ``{"error": ...}``: 400 for a missing or malformed parameter, 404 for an
 application with neither a routemap nor stored values. ``/metrics`` gets ``iter8_abn_*`` families
-(see :func:`.summary.prometheus_lines`) and the service's call counts.
+(see :func:`.summary.prometheus_lines`), computed from the stores' aggregates
+(:meth:`~.store.MetricStore.summary`), and the service's call counts.
+
+The environment sets the service's caps (``$ITER8_ABN_MAX_METRICS``, ``$ITER8_ABN_MAX_USERS``, see
+:mod:`.limits`) and its shared token (``$ITER8_ABN_TOKEN_FILE``); a bad value fails the start.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from kubectl_iter8.errors import UsageError
 
 from ..config import Settings
 from ..http import Response, Route, label_set
+from .limits import Limits, read_token
 from .service import Rejected, Served, VersionsFor, application_key, serve
 from .store import MetricStore, open_store, redact
-from .summary import dashboard, prometheus_lines, samples, summarize
+from .summary import dashboard, prometheus_lines, samples
 
 log = logging.getLogger("kubectl_iter8.controller")
 
@@ -60,12 +65,19 @@ class AbnRuntime:
     ) -> None:
         assert settings.abn_port is not None
         _check_port(settings.abn_address, settings.abn_port)
+        limits = Limits.from_env()
+        token = read_token()
         self.store_name = redact(settings.abn_store)
-        self.store: MetricStore = open_store(settings.abn_store)
+        self.store: MetricStore = open_store(settings.abn_store, max_users=limits.max_users)
         self._known = known
         try:
             self.served: Served = serve(
-                settings.abn_port, versions_for, self.store, host=settings.abn_address
+                settings.abn_port,
+                versions_for,
+                self.store,
+                host=settings.abn_address,
+                limits=limits,
+                token=token,
             )
         except (OSError, RuntimeError) as exc:
             self.store.close()
@@ -117,9 +129,8 @@ class AbnRuntime:
     # --- /metrics ------------------------------------------------------------------------------
 
     def collect(self) -> list[str]:
-        lines = prometheus_lines(
-            {app: summarize(self.store.values(app)) for app in self.store.applications()}
-        )
+        # From the aggregates the stores keep as values are written: a scrape does not read the values.
+        lines = prometheus_lines({app: self.store.summary(app) for app in self.store.applications()})
         calls = self.served.service.calls()
         lines.append("# HELP iter8_abn_calls_total A/B/n gRPC calls by method and status code.")
         lines.append("# TYPE iter8_abn_calls_total counter")

@@ -7,7 +7,13 @@ which those with weight > 0 take part, or ``None`` for an application it does no
 Status codes:
 
 * ``INVALID_ARGUMENT``: no application (``""``, ``"/"``, ``"ns/"``, ``"/app"``, more than one
-  ``/``), no user, no metric name, or a value that is not a finite number.
+  ``/``), no user, no metric name, a name or user beyond its length limit (:mod:`.limits`), or a
+  value that is not a finite number of magnitude at most :data:`~.limits.MAX_MAGNITUDE`. Messages
+  quote a refused value cut short (:func:`~.limits.quote`).
+* ``UNAUTHENTICATED``: the service has a token (``$ITER8_ABN_TOKEN_FILE``) and the call's metadata
+  has no ``authorization: Bearer TOKEN`` with it (the token never reaches a message or a log).
+* ``RESOURCE_EXHAUSTED``: a new metric name for an application that has
+  :attr:`~.limits.Limits.max_metrics` of them already.
 * ``NOT_FOUND``: ``versions_for`` does not know the application.
 * ``FAILED_PRECONDITION``: the application has no version with weight > 0.
 * ``UNAVAILABLE``: ``versions_for`` or the store failed (or the controller is not ready: its
@@ -35,6 +41,7 @@ fsync, a Redis round trip), which a worker thread simply waits for.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import threading
@@ -50,6 +57,17 @@ from kubectl_iter8.sdk import LOOKUP, SERVICE, WRITE_METRIC, protocol
 
 from ..errors import NotReadyError
 from .assignment import AppVersions, assign
+from .limits import (
+    MAX_APP_BYTES,
+    MAX_MAGNITUDE,
+    MAX_METRIC_BYTES,
+    MAX_NAMESPACE_BYTES,
+    MAX_USER_BYTES,
+    MAX_VALUE_TEXT,
+    Limits,
+    quote,
+    too_long,
+)
 from .store import MetricStore
 
 log = logging.getLogger(__name__)
@@ -75,36 +93,82 @@ class Rejected(Exception):
 def application_key(name: str) -> str:
     """``namespace/name`` for an application as clients name it (a bare ``name`` is in ``default``).
 
-    :raises Rejected: (``INVALID_ARGUMENT``) when no application is named.
+    :raises Rejected: (``INVALID_ARGUMENT``) when no application is named, or a part is too long.
     """
+    if too_long(name, MAX_NAMESPACE_BYTES + 1 + MAX_APP_BYTES + 64):  # before any work on a huge name
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"application {quote(name)} is too long")
     namespace, slash, app = name.strip().rpartition("/")
     if not slash:
         namespace = "default"
     if not app or (slash and not namespace) or "/" in namespace:
-        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"no application provided (got {name!r})")
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"no application provided (got {quote(name)})")
+    if too_long(namespace, MAX_NAMESPACE_BYTES):
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"application namespace {quote(namespace)} is longer than {MAX_NAMESPACE_BYTES} bytes",
+        )
+    if too_long(app, MAX_APP_BYTES):
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT, f"application {quote(app)} is longer than {MAX_APP_BYTES} bytes"
+        )
     return f"{namespace}/{app}"
 
 
+def check_user(user: str) -> None:
+    """:raises Rejected: (``INVALID_ARGUMENT``) when ``user`` is empty or too long."""
+    if not user:
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no user provided")
+    if too_long(user, MAX_USER_BYTES):
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT, f"user {quote(user)} is longer than {MAX_USER_BYTES} bytes"
+        )
+
+
+def check_metric(name: str) -> None:
+    """:raises Rejected: (``INVALID_ARGUMENT``) when the metric ``name`` is empty or too long."""
+    if not name:
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no metric name provided")
+    if too_long(name, MAX_METRIC_BYTES):
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"metric name {quote(name)} is longer than {MAX_METRIC_BYTES} bytes",
+        )
+
+
 def parse_value(text: str) -> float:
-    """The metric value in ``text``: a finite number.
+    """The metric value in ``text``: a finite number of magnitude at most :data:`~.limits.MAX_MAGNITUDE`
+    (negatives are fine: refunds, deltas).
 
     :raises Rejected: (``INVALID_ARGUMENT``) otherwise.
     """
+    if len(text) > MAX_VALUE_TEXT:
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"metric value {quote(text)} is longer than {MAX_VALUE_TEXT} characters",
+        )
     try:
         value = float(text.strip())
     except ValueError:
-        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"metric value {text!r} is not a number") from None
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT, f"metric value {quote(text)} is not a number"
+        ) from None
     if not math.isfinite(value):
-        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"metric value {text!r} is not a finite number")
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"metric value {quote(text)} is not a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"metric value {quote(text)} is beyond the limit of {MAX_MAGNITUDE:g} in magnitude",
+        )
     return value
 
 
 class AbnService:
     """The logic of the two RPCs, independent of gRPC plumbing (see :func:`handler`); thread-safe."""
 
-    def __init__(self, versions_for: VersionsFor, store: MetricStore) -> None:
+    def __init__(self, versions_for: VersionsFor, store: MetricStore, limits: Limits | None = None) -> None:
         self.versions_for = versions_for
         self.store = store
+        self.limits = limits or Limits()
         self._calls: Counter[tuple[str, str]] = Counter()
         self._calls_lock = threading.Lock()
         self._pending: set[tuple[str, int, str]] = set()
@@ -124,8 +188,7 @@ class AbnService:
 
     def version(self, application: str, user: str) -> int:
         """The version of ``application`` (a key from :func:`application_key`) that ``user`` gets."""
-        if not user:
-            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no user provided")
+        check_user(user)
         try:
             versions = self.versions_for(application)
         except NotReadyError as exc:
@@ -174,12 +237,21 @@ class AbnService:
 
     def _write_metric(self, application: str, user: str, name: str, value: str) -> None:
         key = application_key(application)
-        if not user:
-            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no user provided")
-        if not name:
-            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "no metric name provided")
+        check_user(user)
+        check_metric(name)
         number = parse_value(value)
         version = self.version(key, user)
+        try:
+            names = self.store.metric_names(key)
+        except Exception:
+            log.exception("A/B/n: cannot read the metric names of %s", key)
+            raise Rejected(grpc.StatusCode.UNAVAILABLE, "the metric store failed; value not stored") from None
+        if name not in names and len(names) >= self.limits.max_metrics:
+            # Replicas check concurrently, so a burst of new names may pass the cap by a few.
+            raise Rejected(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"application {key} has {len(names)} metrics already (the limit); {quote(name)} not stored",
+            )
         try:
             self.store.write(key, version, name, user, number)
         except Exception:
@@ -252,21 +324,44 @@ class _Flusher:
         self.service.flush_users()
 
 
-def handler(service: AbnService) -> grpc.GenericRpcHandler:
-    """The gRPC handler of ``main.ABN`` for ``service``."""
+def authorized(metadata: Sequence[tuple[str, str | bytes]] | None, token: str | None) -> bool:
+    """Whether call ``metadata`` carries ``authorization: Bearer TOKEN`` (always, without a token)."""
+    if token is None:
+        return True
+    expected = f"Bearer {token}".encode()
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            given = value if isinstance(value, bytes) else value.encode()
+            if hmac.compare_digest(given, expected):  # constant time: no timing hint at the token
+                return True
+    return False
+
+
+def handler(service: AbnService, token: str | None = None) -> grpc.GenericRpcHandler:
+    """The gRPC handler of ``main.ABN`` for ``service``; with ``token``, calls must carry it."""
     p = protocol()
 
     def abort(context: grpc.ServicerContext, rejected: Rejected) -> NoReturn:
         context.abort(rejected.code, str(rejected))
         raise AssertionError("unreachable: abort raises")
 
+    def check(method: str, context: grpc.ServicerContext) -> None:
+        if not authorized(context.invocation_metadata(), token):
+            service._count(method, grpc.StatusCode.UNAUTHENTICATED.name)
+            abort(
+                context,
+                Rejected(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong authorization: Bearer token"),
+            )
+
     def lookup(request: Any, context: grpc.ServicerContext) -> Any:
+        check("lookup", context)
         try:
             return p.VersionRecommendation(versionNumber=service.lookup(request.name, request.user))
         except Rejected as rejected:
             abort(context, rejected)
 
     def write_metric(request: Any, context: grpc.ServicerContext) -> Any:
+        check("write_metric", context)
         try:
             service.write_metric(request.application, request.user, request.name, request.value)
         except Rejected as rejected:
@@ -318,11 +413,14 @@ def serve(
     *,
     host: str = "[::]",
     max_workers: int = 8,
+    limits: Limits | None = None,
+    token: str | None = None,
 ) -> Served:
-    """Start the A/B/n service on ``host:port`` (port 0: any free port, see :attr:`Served.port`)."""
-    service = AbnService(versions_for, store)
+    """Start the A/B/n service on ``host:port`` (port 0: any free port, see :attr:`Served.port`);
+    with ``token``, every call must carry ``authorization: Bearer TOKEN``."""
+    service = AbnService(versions_for, store, limits)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="abn-grpc")
-    server = grpc.server(executor, handlers=[handler(service)])
+    server = grpc.server(executor, handlers=[handler(service, token)])
     try:
         # grpc raises RuntimeError when it cannot bind; older versions returned port 0
         bound = server.add_insecure_port(f"{host}:{port}")

@@ -1,9 +1,11 @@
 """The A/B/n metric store's contract, and ``--abn-store URL`` to a store.
 
 The gRPC service writes every value a frontend sends (:meth:`MetricStore.write`) and records which
-users were assigned to which version (:meth:`MetricStore.add_users`); the read side (dashboards,
-``/metrics``) takes the raw :class:`Values` of one application and computes everything in
-:mod:`.summary`, so both backends give the same numbers and stay simple:
+users were assigned to which version (:meth:`MetricStore.add_users`). ``/metrics`` reads
+:meth:`MetricStore.summary`, statistics the stores keep up to date as values are written
+(:mod:`.aggregates`), so a scrape does not grow with the values; the dashboards and the samples
+take the raw :class:`Values` of one application and compute everything in :mod:`.summary`. Both
+backends give the same numbers:
 
 * :mod:`.sqlite_store`: an embedded SQLite file (``sqlite:PATH``, or a bare path); for one
   controller replica, or several on one machine sharing the file.
@@ -32,6 +34,7 @@ from kubectl_iter8.errors import UsageError
 
 if TYPE_CHECKING:
     from .sqlite_store import SqliteStore as SqliteStore
+    from .summary import Summary
 
 #: metric name -> version number -> user -> that user's values, in write order
 Metrics = dict[str, dict[int, dict[str, list[float]]]]
@@ -80,7 +83,18 @@ class MetricStore(Protocol):
         ...
 
     def add_users(self, application: str, version: int, users: Iterable[str]) -> None:
-        """Record that ``users`` were assigned to ``version`` (a set: adding again changes nothing)."""
+        """Record that ``users`` were assigned to ``version`` (a set: adding again only marks them seen
+        now); beyond the store's ``max_users`` records of the application, the least recently seen go."""
+        ...
+
+    def metric_names(self, application: str) -> set[str]:
+        """The metric names ``application`` has values of (cheap: kept apart from the values)."""
+        ...
+
+    def summary(self, application: str) -> Summary:
+        """Statistics per metric and version, over transactions and over users, as
+        :func:`.summary.summarize` computes them from :meth:`values`, but from aggregates kept as
+        values are written: its cost does not grow with the number of values."""
         ...
 
     def values(self, application: str) -> Values:
@@ -201,12 +215,16 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(url: str) -> MetricStore:
-    """The store ``--abn-store url`` names: ``sqlite:PATH``, a bare path, or ``redis[s]://...``.
+def open_store(url: str, *, max_users: int | None = None) -> MetricStore:
+    """The store ``--abn-store url`` names: ``sqlite:PATH``, a bare path, or ``redis[s]://...``;
+    keeping at most ``max_users`` user records per application (default :data:`.limits.DEFAULT_MAX_USERS`).
 
     :raises UsageError: one line naming ``--abn-store`` and what is wrong (a bad URL, or a Redis
         server that does not answer); a password never appears in it.
     """
+    from .limits import DEFAULT_MAX_USERS
+
+    keep = DEFAULT_MAX_USERS if max_users is None else max_users
     url = url.strip()
     if not url:
         raise UsageError(f"--abn-store: empty; expected {URL_FORMS}")
@@ -216,13 +234,13 @@ def open_store(url: str) -> MetricStore:
             raise UsageError(f"--abn-store {redact(url)}: expected {scheme}://host[:port][/db]")
         from .redis_store import connect  # imports redis only when asked for
 
-        return connect(parse_redis_url(url))
+        return connect(parse_redis_url(url), max_users=keep)
     if "://" in url and scheme != "sqlite":
         raise UsageError(f"--abn-store {redact(url)}: unknown scheme {scheme!r}; expected {URL_FORMS}")
     from .sqlite_store import SqliteStore
 
     try:
-        return SqliteStore(sqlite_path(url))
+        return SqliteStore(sqlite_path(url), max_users=keep)
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"--abn-store {redact(url)}: cannot open: {exc}") from None
 

@@ -28,10 +28,14 @@ from .store import Values
 BUCKETS = 10
 
 
-def _clamp(x: float) -> float:
+def clamp(x: float) -> float:
+    """``x`` within the float range (NaN as 0), so that it serialises as strict JSON."""
     if math.isnan(x):
         return 0.0
     return max(-sys.float_info.max, min(sys.float_info.max, x))
+
+
+_clamp = clamp
 
 
 def _sum(values: Iterable[float]) -> float:

@@ -50,6 +50,7 @@ class Serve:
         self.abn_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"{name}.log"
+        self.env: dict[str, str] = {}
 
     @property
     def target(self) -> str:
@@ -65,6 +66,7 @@ class Serve:
             "ITER8_ABN_STORE": self.store,  # the way a password stays off the command line
             "POD_NAME": self.name,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+            **self.env,
         }
         with self.log.open("a") as stderr:
             self.proc = subprocess.Popen(
@@ -117,8 +119,12 @@ def replicas(fake_kube: FakeKube, tmp_path: Path, store_url: str) -> Iterator[li
         replica.stop(kill=True)
 
 
-def start(replicas: list[Serve], kube: FakeKube, tmp_path: Path, store: str) -> Serve:
-    replica = Serve(kube, tmp_path, store, f"replica-{len(replicas)}").start()
+def start(
+    replicas: list[Serve], kube: FakeKube, tmp_path: Path, store: str, env: dict[str, str] | None = None
+) -> Serve:
+    replica = Serve(kube, tmp_path, store, f"replica-{len(replicas)}")
+    replica.env = env or {}
+    replica.start()
     replicas.append(replica)
     return replica
 
@@ -352,3 +358,123 @@ def test_serve_refuses_a_bad_store_or_a_taken_port_in_one_line(fake_kube: FakeKu
         port = taken.getsockname()[1]
         err = serve_fails(fake_kube, tmp_path, "--abn-port", str(port))
     assert err == f"error: --abn-port: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_huge_names_are_refused_and_metric_names_capped(
+    replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
+) -> None:
+    # Five 4 MiB metric names once made every /metrics scrape 199 MB, kept across restarts.
+    app(fake_kube, [1, 1])
+    replica = start(replicas, fake_kube, tmp_path, store_url, env={"ITER8_ABN_MAX_METRICS": "2"})
+    wait_serving(replica.target)
+    huge = "m" * ((4 << 20) - 1024)
+    with Client(replica.target, timeout=10) as client:
+        for _ in range(5):
+            with pytest.raises(grpc.RpcError) as raised:
+                client.write_metric("default/app", "u", huge, 1.0)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+            assert len(raised.value.details()) < 200  # type: ignore[attr-defined]
+        client.write_metric("default/app", "u", "sales", 1.0)
+        client.write_metric("default/app", "u", "clicks", 1.0)
+        with pytest.raises(grpc.RpcError) as raised:
+            client.write_metric("default/app", "u", "refunds", -5.0)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    status, body = replica.http("/metrics")
+    assert status == 200
+    assert len(body) < 64 * 1024
+    assert 'metric="refunds"' not in body
+    assert 'iter8_abn_calls_total{code="RESOURCE_EXHAUSTED",method="write_metric"} 1' in body
+    assert 'iter8_abn_calls_total{code="INVALID_ARGUMENT",method="write_metric"} 5' in body
+
+
+def test_serve_refuses_a_bad_limit_in_one_line(fake_kube: FakeKube, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--http-port", "0", "--abn-port", "0"],
+        env={**os.environ, **fake_kube.env(), "ITER8_ABN_MAX_USERS": "lots"},
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == "error: $ITER8_ABN_MAX_USERS: expected a positive integer, not 'lots'\n"
+
+
+def abn_gauges(body: str) -> dict[str, float]:
+    """The ``iter8_abn_metric_*`` samples of a /metrics body: the line's name and labels -> value."""
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in body.splitlines()
+        if line.startswith("iter8_abn_metric_")
+    }
+
+
+def test_metrics_scrape_does_not_grow_with_the_values(
+    replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
+) -> None:
+    from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
+    from kubectl_iter8.controller.abn.store import open_store
+    from kubectl_iter8.controller.abn.summary import summarize
+
+    app(fake_kube, [1, 1])
+    replica = start(replicas, fake_kube, tmp_path, store_url)
+    wait_serving(replica.target)
+    users = [f"buyer-{i}" for i in range(50)]
+    assigned = dict(zip(users, lookup_all(replica.target, users), strict=True))
+    with Client(replica.target, timeout=5) as client:
+        for index, user in enumerate(users[:10]):
+            client.write_metric("default/app", user, "sales", float(index) - 2.5)
+    wait_until(lambda: replica.http("/abnValues?application=default/app")[0] == 200, what="values readable")
+    small = replica.http("/metrics")[1]
+
+    # Many more values from the same users, straight into the store the process serves from.
+    # Without an fsync per value, only to write fast (the server's own writes keep theirs).
+    with open_store(store_url) as store:
+        if isinstance(store, SqliteStore):
+            store._db.execute("PRAGMA synchronous=OFF")
+        else:
+            store.client.config_set("appendfsync", "no")  # type: ignore[attr-defined]
+        try:
+            for index in range(10_000):
+                user = users[index % len(users)]
+                store.write("default/app", assigned[user], "sales", user, (index % 97) * 1.25 - 30.0)
+        finally:
+            if not isinstance(store, SqliteStore):
+                store.client.config_set("appendfsync", "always")  # type: ignore[attr-defined]
+        expected = summarize(store.values("default/app"))
+    status, big = replica.http("/metrics")
+    assert status == 200
+    gauges, before = abn_gauges(big), abn_gauges(small)
+    assert gauges.keys() == before.keys()  # the same series...
+    assert abs(len(big) - len(small)) < 1024  # ...so about the same size, whatever the number of values
+    for version, summary in expected["sales"].items():
+        for over in ("transactions", "users"):
+            stats = getattr(summary, over)
+            labels = f'namespace="default",application="app",metric="sales",version="{version}",over="{over}"'
+            assert gauges[f"iter8_abn_metric_count{{{labels}}}"] == stats.count
+            for stat in ("mean", "stddev", "min", "max"):
+                assert gauges[f"iter8_abn_metric_{stat}{{{labels}}}"] == pytest.approx(
+                    getattr(stats, stat), rel=1e-9
+                )
+    assert (
+        sum(gauges[k] for k in gauges if k.startswith("iter8_abn_metric_count") and "transactions" in k)
+        == 10_010
+    )
+
+
+def test_a_token_file_guards_the_grpc_calls(
+    replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0ken-from-a-secret\n")
+    app(fake_kube, [1, 1])
+    replica = start(replicas, fake_kube, tmp_path, store_url, env={"ITER8_ABN_TOKEN_FILE": str(token)})
+    with Client(replica.target, timeout=5, token="t0ken-from-a-secret") as client:
+        wait_until(lambda: client.lookup("default/app", "probe") in (0, 1), what="Lookup with the token")
+        client.write_metric("default/app", "alice", "sales", 3.0)
+    with Client(replica.target, timeout=5) as client, pytest.raises(grpc.RpcError) as raised:
+        client.write_metric("default/app", "alice", "sales", 3.0)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    body = replica.http("/metrics")[1]
+    assert 'iter8_abn_calls_total{code="UNAUTHENTICATED",method="write_metric"} 1' in body
+    assert 'iter8_abn_calls_total{code="OK",method="write_metric"} 1' in body
+    replica.stop()
+    replicas.remove(replica)
+    assert "t0ken-from-a-secret" not in replica.logs()

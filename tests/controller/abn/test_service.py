@@ -14,6 +14,7 @@ from importlib import resources
 import grpc
 import pytest
 from kubectl_iter8.controller.abn.assignment import assign
+from kubectl_iter8.controller.abn.limits import Limits, quote, read_token
 from kubectl_iter8.controller.abn.service import (
     AbnService,
     Rejected,
@@ -248,7 +249,8 @@ def test_application_key_rejects(name: str):
 def test_parse_value():
     assert parse_value(" 1.5e3 ") == 1500.0
     assert parse_value("-2") == -2.0
-    for bad in ("", "x", "nan", "inf", "1,5"):
+    assert parse_value("-1e15") == -1e15
+    for bad in ("", "x", "nan", "inf", "1,5", "1e308", "1.0000001e15", " " * 100 + "1"):
         with pytest.raises(Rejected):
             parse_value(bad)
 
@@ -298,6 +300,12 @@ class RecordingStore:
         with self.lock:
             self.written.append((application, version, metric, user, value))
         return "txn"
+
+    def metric_names(self, application: str) -> set[str]:
+        if self.fail:
+            raise OSError("store down")
+        with self.lock:
+            return {metric for app, _, metric, _, _ in self.written if app == application}
 
     def add_users(self, application: str, version: int, users: Iterable[str]) -> None:
         if self.fail:
@@ -458,3 +466,175 @@ def test_a_controller_not_ready_yet_answers_unavailable_quietly(store, caplog):
         assert "Traceback" not in caplog.text  # a normal moment at start-up, not an error
     finally:
         served.stop(None)
+
+
+# --- limits ----------------------------------------------------------------------------------------
+
+HUGE = "x" * ((4 << 20) - 1024)  # about 4 MiB, what made every /metrics scrape 199 MB
+
+
+def write_call(channel: grpc.Channel):  # type: ignore[no-untyped-def]
+    p = protocol()
+    return channel.unary_unary(
+        WRITE_METRIC,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=p.Empty.FromString,
+    )
+
+
+@pytest.mark.parametrize(
+    ("application", "user", "name", "value", "field"),
+    [
+        (APP, "alice", HUGE, "1", "metric name"),
+        (APP, "alice", "n" * 257, "1", "metric name"),
+        (APP, "é" * 129, "sales", "1", "user"),  # 258 bytes in UTF-8
+        (APP, HUGE, "sales", "1", "user"),
+        ("default/" + "a" * 254, "alice", "sales", "1", "application"),
+        ("n" * 64 + "/backend", "alice", "sales", "1", "namespace"),
+        (HUGE, "alice", "sales", "1", "application"),
+        (APP, "alice", "sales", "1e308", "beyond the limit"),
+        (APP, "alice", "sales", "-1000000000000001", "beyond the limit"),
+        (APP, "alice", "sales", "1" * 65, "longer than 64 characters"),
+    ],
+)
+def test_write_metric_beyond_the_limits_is_invalid_argument_with_a_short_message(
+    server: Served, store: MetricStore, application, user, name, value, field
+):
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel, pytest.raises(grpc.RpcError) as exc:
+        write_call(channel)(
+            protocol().MetricValue(application=application, user=user, name=name, value=value), timeout=10
+        )
+    assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    details = exc.value.details()  # type: ignore[attr-defined]
+    assert field in details
+    assert len(details) < 200, details
+    assert store.count() == 0
+
+
+def test_values_at_the_limits_are_stored(client: Client, store: MetricStore):
+    for value in (-12.5, 1e15, -1e15, 0.0):  # negatives: refunds
+        client.write_metric(APP, "é" * 128, "n" * 256, value)
+    assert store.count() == 4
+
+
+def test_lookup_of_a_too_long_user_is_invalid_argument(server: Served):
+    p = protocol()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.unary_unary(
+            LOOKUP,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=p.VersionRecommendation.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as exc:
+            call(p.Application(name=APP, user="u" * 257), timeout=5)
+    assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "longer than 256 bytes" in exc.value.details()  # type: ignore[attr-defined]
+
+
+def test_a_new_metric_beyond_the_cap_is_resource_exhausted(apps: Apps, store: MetricStore):
+    served = serve(0, apps, store, host="127.0.0.1", limits=Limits(max_metrics=2))
+    try:
+        with Client(f"127.0.0.1:{served.port}", timeout=5) as c:
+            c.write_metric(APP, "alice", "sales", 1.0)
+            c.write_metric(APP, "alice", "clicks", 1.0)
+            with pytest.raises(grpc.RpcError) as exc:
+                c.write_metric(APP, "alice", "refunds", 1.0)
+            assert status_of(exc) == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "'refunds' not stored" in exc.value.details()  # type: ignore[attr-defined]
+            c.write_metric(APP, "bob", "sales", 2.0)  # known names still take values
+    finally:
+        served.stop(None)
+    assert store.metric_names(APP) == {"sales", "clicks"}
+    assert store.count() == 3
+
+
+def test_quote_cuts_long_values():
+    assert quote("abc") == "'abc'"
+    assert quote("x" * 1000) == f"{'x' * 32!r}... (1000 bytes)"
+    assert quote("é" * 40).endswith("(80 bytes)")
+
+
+def test_limits_from_env():
+    from kubectl_iter8.errors import UsageError
+
+    assert Limits.from_env({}) == Limits()
+    assert Limits.from_env({"ITER8_ABN_MAX_METRICS": "5", "ITER8_ABN_MAX_USERS": " 10 "}) == Limits(5, 10)
+    for bad in ("0", "-1", "ten", "1.5"):
+        with pytest.raises(UsageError, match=r"^\$ITER8_ABN_MAX_USERS: expected a positive integer"):
+            Limits.from_env({"ITER8_ABN_MAX_USERS": bad})
+
+
+# --- the shared token ------------------------------------------------------------------------------
+
+TOKEN = "s3cret-token"
+
+
+def test_a_token_is_required_when_set(apps: Apps, store: MetricStore, caplog: pytest.LogCaptureFixture):
+    served = serve(0, apps, store, host="127.0.0.1", token=TOKEN)
+    target = f"127.0.0.1:{served.port}"
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for token in (None, "wrong", TOKEN + "x"):
+                with Client(target, timeout=5, token=token) as c:
+                    assert c.lookup(APP, "alice") == 0  # the fallback
+                    with pytest.raises(grpc.RpcError) as exc:
+                        c.write_metric(APP, "alice", "sales", 1.0)
+                    assert status_of(exc) == grpc.StatusCode.UNAUTHENTICATED
+            assert "UNAUTHENTICATED" in caplog.text
+            with Client(target, timeout=5, token=TOKEN) as c:
+                version = c.lookup(APP, "alice")
+                assert version == assign("alice", [(0, 1.0), (1, 3.0)], application=APP)
+                c.write_metric(APP, "alice", "sales", 1.0)
+
+            async def run() -> int:
+                async with AsyncClient(target, timeout=5, token=TOKEN) as ac:
+                    await ac.write_metric(APP, "bob", "sales", 2.0)
+                    return await ac.lookup(APP, "bob")
+
+            assert asyncio.run(run()) == assign("bob", [(0, 1.0), (1, 3.0)], application=APP)
+        calls = served.service.calls()
+    finally:
+        served.stop(None)
+    assert store.count() == 2
+    assert calls[("lookup", "UNAUTHENTICATED")] == 3
+    assert calls[("write_metric", "UNAUTHENTICATED")] == 3
+    assert TOKEN not in caplog.text
+
+
+def test_read_token(tmp_path):
+    from kubectl_iter8.errors import UsageError
+
+    assert read_token({}) is None
+    path = tmp_path / "token"
+    path.write_text(f"  {TOKEN}\n")
+    assert read_token({"ITER8_ABN_TOKEN_FILE": str(path)}) == TOKEN
+    for content, message in [("\n", "empty"), ("a\nb", "one line"), ("tok\x00en", "one line")]:
+        path.write_text(content)
+        with pytest.raises(UsageError, match=message) as exc:
+            read_token({"ITER8_ABN_TOKEN_FILE": str(path)})
+        assert str(exc.value).startswith(f"$ITER8_ABN_TOKEN_FILE: {path}: ")
+    with pytest.raises(UsageError, match="cannot read: No such file"):
+        read_token({"ITER8_ABN_TOKEN_FILE": str(tmp_path / "none")})
+
+
+def test_metrics_collect_reads_aggregates_not_values(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from kubectl_iter8.controller.abn.runtime import AbnRuntime
+    from kubectl_iter8.controller.config import Settings
+
+    settings = Settings(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.db'}")
+    runtime = AbnRuntime(settings, versions_for=Apps(), known=lambda _: True)
+    try:
+        for index in range(30):
+            runtime.store.write(APP, index % 2, "sales", f"u{index % 7}", float(index))
+        expected = summarize(runtime.store.values(APP))
+
+        def no_values(application: str) -> None:
+            raise AssertionError("a scrape must not read the values")
+
+        monkeypatch.setattr(runtime.store, "values", no_values)
+        lines = runtime.collect()
+    finally:
+        runtime.stop()
+    labels = 'namespace="default",application="backend",metric="sales",version="1",over="transactions"'
+    assert f"iter8_abn_metric_count{{{labels}}} {expected['sales'][1].transactions.count}" in lines
+    assert f"iter8_abn_metric_max{{{labels}}} {expected['sales'][1].transactions.max!r}" in lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from kubectl_iter8.controller.abn.store import (
     redact,
     sqlite_path,
 )
+from kubectl_iter8.controller.abn.summary import Summary, summarize
 
 from kubectl_iter8.errors import UsageError
 
@@ -210,7 +212,98 @@ def test_closed_store_raises(backend: Backend):
         store.values(APP)
 
 
+def test_metric_names(store: MetricStore):
+    assert store.metric_names(APP) == set()
+    store.write(APP, 0, "sales", "u", 1.0)
+    store.write(APP, 1, "sales", "v", 1.0)
+    store.write(APP, 1, "clicks", "v", 1.0)
+    store.write("ns/else", 1, "other", "v", 1.0)
+    assert store.metric_names(APP) == {"sales", "clicks"}
+
+
+def test_user_records_are_capped_least_recently_seen_first(backend: Backend):
+    with open_store(backend.url, max_users=3) as store:
+        store.add_users(APP, 0, ["a"])
+        store.add_users(APP, 1, ["b"])
+        store.add_users(APP, 0, ["c"])
+        store.add_users(APP, 0, ["a"])  # seen again: now the most recent
+        store.add_users(APP, 1, ["d"])  # b, the least recently seen, goes
+        assert store.values(APP).users == {0: {"a", "c"}, 1: {"d"}}
+        store.add_users(APP, 2, ["e", "f", "g", "h"])  # more than the cap in one call
+        assert sum(len(users) for users in store.values(APP).users.values()) == 3
+        store.add_users("ns/other", 0, ["x"])  # per application
+        assert store.values("ns/other").users == {0: {"x"}}
+
+
+def assert_same_summary(got: Summary, expected: Summary) -> None:
+    assert {m: list(v) for m, v in got.items()} == {m: list(v) for m, v in expected.items()}
+    for metric, versions in expected.items():
+        for version, summary in versions.items():
+            for over in ("transactions", "users"):
+                a, b = getattr(got[metric][version], over), getattr(summary, over)
+                assert a.count == b.count, (metric, version, over)
+                # A user's sum is kept as a running sum, the reference is fsum: the last digit may differ.
+                assert (a.min, a.max) == pytest.approx((b.min, b.max), rel=1e-15), (metric, version, over)
+                assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-9), (metric, version, over)
+                assert a.stddev == pytest.approx(b.stddev, rel=1e-9, abs=1e-9), (metric, version, over)
+
+
+def test_summary_from_aggregates_matches_the_values(store: MetricStore):
+    rng = random.Random(7)
+    users = [f"user-{i}" for i in range(40)]
+    store.add_users(APP, 0, users[:30])
+    store.add_users(APP, 10, users[20:])  # version 10 sorts after 2, not after 1
+    store.add_users(APP, 2, ["idle-only"])
+    for _ in range(600):
+        metric = rng.choice(["sales", "refunds", "a:b"])
+        value = rng.choice([rng.uniform(-50, 500), float(rng.randint(-3, 3)), 1e12 + rng.random()])
+        store.write(APP, rng.choice([0, 10, 2]), metric, rng.choice(users), value)
+    store.write(APP, 0, "sales", "u", 5.0, transaction="t")
+    store.write(APP, 0, "sales", "u", 99.0, transaction="t")  # a retry: stored once, counted once
+    expected = summarize(store.values(APP))
+    assert_same_summary(store.summary(APP), expected)
+    assert list(store.summary(APP)["sales"]) == [0, 2, 10]
+    assert store.summary("ns/none") == {}
+
+
 # --- SQLite only -------------------------------------------------------------------------------
+
+
+def test_sqlite_scrape_queries_never_touch_the_values(tmp_path: Path):
+    with SqliteStore(tmp_path / "abn.db") as store:
+        store.write(APP, 0, "sales", "u", 1.0)
+        store.add_users("ns/users-only", 0, ["v"])
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        assert store.applications() == [APP, "ns/users-only"]
+        assert store.summary(APP)["sales"][0].transactions.count == 1
+        store._db.set_trace_callback(None)
+    assert statements
+    assert not [sql for sql in statements if "metric_values" in sql]
+
+
+def test_sqlite_file_of_an_earlier_version_is_upgraded(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE metric_values (application TEXT NOT NULL, version INTEGER NOT NULL,"
+            " metric TEXT NOT NULL, user TEXT NOT NULL, txn TEXT NOT NULL PRIMARY KEY, value REAL NOT NULL,"
+            " time REAL NOT NULL);"
+            "CREATE TABLE users (application TEXT NOT NULL, version INTEGER NOT NULL, user TEXT NOT NULL,"
+            " PRIMARY KEY (application, version, user)) WITHOUT ROWID;"
+            "INSERT INTO metric_values VALUES ('ns/app', 0, 'sales', 'u', 't', 1.5, 1.0);"
+            "INSERT INTO users VALUES ('ns/app', 0, 'u');"
+        )
+    db.close()
+    with SqliteStore(path, max_users=2) as store:
+        assert store.metric_names(APP) == {"sales"}
+        assert store.summary(APP)["sales"][0].transactions.count == 1  # aggregated from the old values
+        store.write(APP, 0, "sales", "u", 2.5)
+        assert store.summary(APP)["sales"][0].users.mean == 4.0
+        store.add_users(APP, 1, ["v", "w"])  # the old record, never seen since, goes first
+        assert store.values(APP) == Values({"sales": {0: {"u": [1.5, 2.5]}}}, {1: {"v", "w"}})
 
 
 def test_sqlite_settings_and_rows(tmp_path: Path):
@@ -240,12 +333,33 @@ def test_redis_keys(redis_url: str):
         client = store.client
         assert sorted(client.keys("*")) == [
             "iter8:abn:apps",
+            "iter8:abn:{ns/app}:agg:1:m",
+            "iter8:abn:{ns/app}:aggregated",
+            "iter8:abn:{ns/app}:metrics",
+            "iter8:abn:{ns/app}:series",
+            "iter8:abn:{ns/app}:sums:1:m",
             "iter8:abn:{ns/app}:txns",
             "iter8:abn:{ns/app}:user-versions",
+            "iter8:abn:{ns/app}:users-seen",
             "iter8:abn:{ns/app}:users:1",
             "iter8:abn:{ns/app}:values",
         ]
         assert client.lrange("iter8:abn:{ns/app}:values", 0, -1) == ['[1,"m","u","t",2.5,123.0]']
+
+
+def test_redis_values_written_before_aggregates_are_aggregated(redis_url: str):
+    with open_store(redis_url) as store:
+        assert isinstance(store, RedisStore)
+        for i in range(20):
+            store.write(APP, i % 3, "sales", f"u{i % 7}", float(i) - 4.5)
+        expected = summarize(store.values(APP))
+        client = store.client
+        stale = [*client.keys("iter8:abn:{ns/app}:agg:*"), *client.keys("iter8:abn:{ns/app}:sums:*")]
+        client.delete(*stale, "iter8:abn:{ns/app}:series", "iter8:abn:{ns/app}:aggregated")
+        assert_same_summary(store.summary(APP), expected)  # aggregated on read...
+        client.delete(*stale, "iter8:abn:{ns/app}:series", "iter8:abn:{ns/app}:aggregated")
+        store.write(APP, 1, "sales", "u1", 3.0)  # ...or on the next write
+        assert_same_summary(store.summary(APP), summarize(store.values(APP)))
 
 
 def test_redis_restart_keeps_acknowledged_values(redis_server):
