@@ -9,6 +9,11 @@ every second, leases of two seconds) and production keeps Iter8's calm defaults.
              conditions: [Ready]}
     defaultResync: 5m
     workers: 4
+    templateKinds: [VirtualService.networking.istio.io, HTTPRoute.gateway.networking.k8s.io]
+
+``templateKinds`` are the only kinds the ``template`` router may write (kubectl's ``Kind.group``,
+``Kind`` for the core group): the operator decides, not the routemap's author, because the
+controller writes with its own rights.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_iter8.errors import UsageError
-from kubectl_iter8.registry import ResourceType
+from kubectl_iter8.registry import ResourceType, RoutingKind
+
+#: What the ``template`` router may write unless configured: the built-in routers' kinds.
+DEFAULT_TEMPLATE_KINDS: tuple[RoutingKind, ...] = (
+    ("networking.istio.io", "VirtualService"),
+    ("gateway.networking.k8s.io", "HTTPRoute"),
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ class Settings:
     request_retry_delays: tuple[float, ...] = (0.1, 0.3)
     #: Resource types from the configuration file, on top of those registered by plugins.
     extra_resource_types: tuple[ResourceType, ...] = ()
+    #: The kinds the ``template`` router may render (configuration file: ``templateKinds``).
+    template_kinds: tuple[RoutingKind, ...] = DEFAULT_TEMPLATE_KINDS
     #: ``text`` or ``json`` log lines.
     log_format: str = "text"
     #: Port of the A/B/n gRPC service (None: not served; 0: any free port).
@@ -103,6 +116,16 @@ def _resource_type(name: str, raw: Any) -> ResourceType:
     return ResourceType(name, str(values.get("group") or ""), str(values["version"]), resource, kind, names)
 
 
+def parse_kind(text: str) -> RoutingKind:
+    """``Kind.group`` (or ``Kind``) as (group, kind)."""
+    kind, _, group = text.strip().partition(".")
+    if not kind or not kind[0].isupper():
+        raise UsageError(
+            f"templateKinds: {text!r}: expected Kind.group (e.g. HTTPRoute.gateway.networking.k8s.io)"
+        )
+    return group, kind
+
+
 def load_config(path: str | Path, settings: Settings) -> Settings:
     """``settings`` with what the YAML file at ``path`` adds or overrides.
 
@@ -120,7 +143,7 @@ def load_config(path: str | Path, settings: Settings) -> Settings:
         raise UsageError(f"--config: {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"--config: {path}: expected a mapping")
-    known = {"resourceTypes", "defaultResync", "workers", "logFormat"}
+    known = {"resourceTypes", "defaultResync", "workers", "logFormat", "templateKinds"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise UsageError(f"--config: {path}: unknown keys {', '.join(unknown)}")
@@ -133,6 +156,11 @@ def load_config(path: str | Path, settings: Settings) -> Settings:
         changes["resync_period"] = parse_duration(str(raw["defaultResync"]))
     if "workers" in raw:
         changes["workers"] = int(raw["workers"])
+    if "templateKinds" in raw:
+        kinds = raw["templateKinds"] or []
+        if not isinstance(kinds, list):
+            raise UsageError(f"--config: {path}: templateKinds must be a list of Kind.group")
+        changes["template_kinds"] = tuple(parse_kind(str(k)) for k in kinds)
     if "logFormat" in raw:
         changes["log_format"] = str(raw["logFormat"])
     return replace(settings, **changes)

@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from kubectl_iter8.boundedyaml import truncate
 from kubectl_iter8.errors import Iter8Error, KubeConflictError, KubeError, UsageError
 from kubectl_iter8.kube import CONFIGMAPS, GVR, Kube, KubeOptions
-from kubectl_iter8.registry import ResourceType, RouterRegistry
+from kubectl_iter8.registry import ResourceType, RouterRegistry, kind_name, kind_of
 from kubectl_iter8.routemap import KIND_LABEL, ROUTEMAP_KIND, WATCH_LABEL, RouteMap, parse_routemap
 
 from . import finalizers
@@ -51,6 +52,7 @@ from .leader import LeaderElector
 from .queue import WorkQueue
 from .reconciler import (
     FIELD_MANAGER,
+    MANAGED_BY,
     Plan,
     ResourceId,
     desired_objects,
@@ -67,6 +69,19 @@ log = logging.getLogger("kubectl_iter8.controller")
 T = TypeVar("T")
 
 ROUTEMAP = "routemap"
+#: Longest error kept in memory, in the status ConfigMap or in an Event: a routemap's author
+#: controls the text, and a huge one would be copied into every write.
+ERROR_LIMIT = 1024
+
+
+def owned_by(live: Obj, cm: Obj) -> bool:
+    """Whether ``live`` is one of the routemap ``cm``'s objects: labelled as the controller's and
+    owned by that routemap (same uid). Anything else is someone else's, never written or deleted."""
+    meta = live.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owners = {o.get("uid") for o in meta.get("ownerReferences") or []}
+    managed = all(labels.get(k) == v for k, v in MANAGED_BY.items())
+    return managed and cm["metadata"].get("uid") in owners
 
 
 #: A routemap annotation whose value is mixed into every A/B/n assignment: changing it reassigns every user.
@@ -338,18 +353,20 @@ class Controller:
         meta = obj["metadata"]
         rkey = (meta.get("namespace") or "", meta["name"])
         touched: set[ResourceId] = set()
+        # Parsed outside the lock: the spec is anyone's YAML, and every worker needs the lock.
+        parsed: RouteMap | str | None = None
+        if new is not None:
+            try:
+                parsed = parse_routemap(new)
+            except UsageError as exc:
+                parsed = truncate(str(exc), ERROR_LIMIT)
         with self._lock:
             previous = self._routemaps.pop(rkey, None)
             if isinstance(previous, RouteMap):
                 for rid in self._ids(previous):
                     touched.add(rid)
                     self._refs.get(rid, set()).discard(rkey)
-            if new is not None:
-                parsed: RouteMap | str
-                try:
-                    parsed = parse_routemap(new)
-                except UsageError as exc:
-                    parsed = str(exc)
+            if parsed is not None:
                 self._routemaps[rkey] = parsed
                 if isinstance(parsed, RouteMap):
                     for rid in self._ids(parsed):
@@ -513,12 +530,25 @@ class Controller:
         if not self.is_leader():
             return
         try:
-            objects = desired_objects(routemap, decided.state, self.routers)
+            objects = desired_objects(routemap, decided.state, self.routers, self.settings.template_kinds)
             targets = [(self._gvr_of(obj), obj) for obj in objects]
         except PermanentError as exc:
             self._event(cm, "RenderFailed", str(exc), warning=True)
             self._write_status(cm, routemap, decided, None, str(exc))
             raise
+        lives = [self.kube.find(gvr, obj["metadata"]["name"], namespace) for gvr, obj in targets]
+        foreign = [
+            f"{kind_name(kind_of(obj))} {obj['metadata']['name']!r}"
+            for (_, obj), live in zip(targets, lives, strict=True)
+            if live is not None and not owned_by(live, cm)
+        ]
+        if foreign:
+            # Checked before the first write, so a routemap never half-applies: the controller
+            # writes with its own rights and must not become a way to take over others' objects.
+            message = f"not written: {', '.join(foreign)} already exist and are not this routemap's"
+            self._event(cm, "RoutingConflict", truncate(message, ERROR_LIMIT), warning=True)
+            self._write_status(cm, routemap, decided, None, message)
+            raise PermanentError(truncate(message, ERROR_LIMIT))
         with self._lock:
             # Before writing, forget "drained" for every resource this write may route to again,
             # so a failure half-way cannot leave a stale promise behind.
@@ -526,9 +556,8 @@ class Controller:
             if before is not None:
                 self._drained[(namespace, name)] = before & decided.unavailable_resources()
         changed: list[tuple[GVR, str, str]] = []
-        for gvr, obj in targets:
+        for (gvr, obj), live in zip(targets, lives, strict=True):
             meta = obj["metadata"]
-            live = self.kube.find(gvr, meta["name"], namespace)
             if up_to_date(live, obj):
                 continue
             self._write(
@@ -600,8 +629,7 @@ class Controller:
             except UsageError:
                 continue  # its API is gone, and so is the object
             obj = self.kube.find(gvr, ident[2], namespace)
-            owners = {o.get("uid") for o in (obj or {}).get("metadata", {}).get("ownerReferences") or []}
-            if obj is not None and meta.get("uid") in owners:
+            if obj is not None and owned_by(obj, cm):
                 self._write(
                     f"delete {gvr.resource}/{ident[2]}",
                     functools.partial(self.kube.delete, gvr, ident[2], namespace),
@@ -687,6 +715,7 @@ class Controller:
     def _event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         """Record an Event, unless the same one was the last for this object (no event storms)."""
         meta = involved["metadata"]
+        message = truncate(message, ERROR_LIMIT)
         ident = (str(meta.get("uid", "")), meta.get("namespace") or "", meta["name"])
         if self._last_event.get(ident) == (reason, message):
             return
@@ -741,6 +770,12 @@ class Controller:
             found = self._status_live(cm)
             live = (found, read_status(found))
         current, previous = live
+        if current is not None and not owned_by(current, cm):
+            log.warning(
+                "routemap %s/%s: its status ConfigMap name is taken; not written", namespace, meta["name"]
+            )
+            return
+        error = truncate(error, ERROR_LIMIT) if error is not None else None
         desired = status_object(cm, routemap, decided, objects, error, previous)
         if up_to_date(current, desired):
             return

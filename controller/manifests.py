@@ -15,9 +15,11 @@ so adding a type to the configuration adds exactly the access it needs:
 * ConfigMaps: get, list, watch (routemaps), create, patch, delete (the status ConfigMaps, and one
   written by a reconcile that raced with its routemap's deletion);
 * Events: create, patch; Leases: get, create, update (leader election, in its own namespace);
-* the routing objects' kinds are rendered by router plugins and not known in advance: the
-  built-in routers' kinds (Istio VirtualServices, Gateway API HTTPRoutes, KServe
-  InferenceServices) get get, create, patch, delete (``route_resources`` for others).
+* the kinds the built-in routers declare they write (Istio VirtualServices, Gateway API
+  HTTPRoutes; also the ``template`` router's default ``templateKinds``) get get, create, patch,
+  delete (``route_resources`` for others). Nothing else is writable: the controller's rights are
+  what a routemap's author could borrow, and the controller itself refuses to touch an object it
+  did not create.
 
 The pod runs unprivileged under the "restricted" Pod Security Standard: not root, the runtime's
 default seccomp profile, no capabilities, a read-only root filesystem; ``HOME`` and ``TMPDIR`` are
@@ -43,11 +45,11 @@ DEFAULT_WATCH = ("default",)
 UID = 1001
 #: HOME and TMPDIR: the only writable folder besides the A/B/n store's.
 SCRATCH_DIR = "/tmp"
-#: Kinds the built-in routers render: (API group, resource).
+#: Kinds the built-in routers render: (API group, resource). InferenceServices are version
+#: resources (watched and patched for the finalizer), never written as routing objects.
 ROUTING_RESOURCES = (
     ("networking.istio.io", "virtualservices"),
     ("gateway.networking.k8s.io", "httproutes"),
-    ("serving.kserve.io", "inferenceservices"),
 )
 
 

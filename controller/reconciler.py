@@ -32,11 +32,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from kubectl_iter8.boundedyaml import truncate
 from kubectl_iter8.errors import Iter8Error
 from kubectl_iter8.readiness import readiness
-from kubectl_iter8.registry import ResourceType, RouterRegistry
+from kubectl_iter8.registry import ResourceType, RouterRegistry, RoutingKind, kind_name, kind_of
 from kubectl_iter8.routemap import WATCH_LABEL, RouteMap, RoutingState, annotated_weight
 
+from .config import DEFAULT_TEMPLATE_KINDS
 from .errors import PermanentError
 
 Obj = dict[str, Any]
@@ -132,11 +134,18 @@ def digest(obj: Obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def desired_objects(routemap: RouteMap, state: RoutingState, routers: RouterRegistry) -> list[Obj]:
+def desired_objects(
+    routemap: RouteMap,
+    state: RoutingState,
+    routers: RouterRegistry,
+    template_kinds: tuple[RoutingKind, ...] = DEFAULT_TEMPLATE_KINDS,
+) -> list[Obj]:
     """The routing objects the routemap's router renders, ready to apply.
 
+    :param template_kinds: what a router that declares ``kinds = None`` (``template``) may render.
     :raises PermanentError: no ``routing``-less routemap raises (it renders nothing); an unknown
-        router, an invalid router config, or a rendering that fails or is malformed does.
+        router, an invalid router config, a rendering that fails or is malformed, or an object of
+        a kind the router may not write does.
     """
     routing = routemap.spec.routing
     if routing is None:
@@ -149,13 +158,22 @@ def desired_objects(routemap: RouteMap, state: RoutingState, routers: RouterRegi
         config: BaseModel = router.Config.model_validate(routing.options())
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'routing'}: {e['msg']}" for e in exc.errors())
-        raise PermanentError(f"routing options for router {routing.router!r}: {problems}") from None
+        raise PermanentError(truncate(f"routing options for router {routing.router!r}: {problems}")) from None
     try:
         rendered = router.render(routemap, state, config)
     except Iter8Error as exc:
-        raise PermanentError(f"router {routing.router!r}: {exc}") from None
+        raise PermanentError(truncate(f"router {routing.router!r}: {exc}")) from None
     except Exception as exc:
-        raise PermanentError(f"router {routing.router!r} failed: {type(exc).__name__}: {exc}") from exc
+        message = f"router {routing.router!r} failed: {type(exc).__name__}: {exc}"
+        raise PermanentError(truncate(message)) from exc
+    declared = routers.kinds(routing.router)
+    allowed = frozenset(template_kinds) if declared is None else declared
+    for obj in rendered:
+        if isinstance(obj, dict) and kind_of(obj) not in allowed:
+            may = ", ".join(sorted(kind_name(k) for k in allowed)) or "nothing"
+            raise PermanentError(
+                f"router {routing.router!r} rendered a {kind_name(kind_of(obj))}; it may write only: {may}"
+            )
     owner = routemap.owner_reference()
     return [stamp(obj, routemap.namespace, owner, who=f"router {routing.router!r}") for obj in rendered]
 

@@ -53,8 +53,10 @@ def iter8_register_routers(registry: RouterRegistry) -> None:
     """Add route plugins the traffic controller can render routing objects with.
 
     :param registry: call ``registry.register(router)`` with an object that has a ``name``, a
-        ``Config`` model and a pure ``render(routemap, state, config)`` method (see
-        :class:`~kubectl_iter8.routemap.Router`).
+        ``Config`` model, a pure ``render(routemap, state, config)`` method (see
+        :class:`~kubectl_iter8.routemap.Router`) and ``kinds``: the (API group, kind) pairs it
+        renders. The controller writes with its own rights, so it refuses any other kind; a router
+        without ``kinds`` may write nothing (``None``: the kinds the controller's configuration allows).
     """
 
 

@@ -102,13 +102,51 @@ class TaskRegistry(Registry["type[Task[Any]]"]):
         self.add(task.name, task, aliases=tuple(task.aliases))
 
 
+#: A kind a router writes: (API group, kind); the core group is "".
+RoutingKind = tuple[str, str]
+
+
+def kind_of(obj: dict[str, Any]) -> RoutingKind:
+    """The (API group, kind) of a Kubernetes object, from its apiVersion and kind."""
+    api_version = str(obj.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    return group, str(obj.get("kind") or "")
+
+
+def kind_name(kind: RoutingKind) -> str:
+    """``Kind.group`` (kubectl's spelling), ``Kind`` for the core group."""
+    return f"{kind[1]}.{kind[0]}" if kind[0] else kind[1]
+
+
 class RouterRegistry(Registry["Router"]):
-    """Route plugins by name (``istio``, ``gateway-api``, ...)."""
+    """Route plugins by name (``istio``, ``gateway-api``, ...), with the kinds each one writes.
+
+    The controller writes with its own rights, so a router may only render the kinds it declares
+    in its ``kinds`` attribute (a tuple of (API group, kind)). ``kinds = None`` means "the kinds
+    the controller's configuration allows" (the ``template`` router: its kinds come from whoever
+    writes the routemap, so the operator of the controller decides, not the routemap's author).
+    A router without ``kinds`` may write nothing.
+    """
 
     kind = "router"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._kinds: dict[str, frozenset[RoutingKind] | None] = {}
+
     def register(self, router: Router) -> None:
         self.add(router.name, router)
+        declared = getattr(router, "kinds", ())
+        self._kinds[router.name] = None if declared is None else frozenset(tuple(k) for k in declared)
+
+    def kinds(self, name: str) -> frozenset[RoutingKind] | None:
+        """The kinds router ``name`` declares (None: the controller's configuration decides)."""
+        canonical = self.canonical(name)
+        return self._kinds.get(canonical or name, frozenset())
+
+    def declared_kinds(self) -> frozenset[RoutingKind]:
+        """Every kind some router declares (not counting the configurable ones)."""
+        return frozenset(k for kinds in self._kinds.values() if kinds is not None for k in kinds)
 
 
 @dataclass(frozen=True)

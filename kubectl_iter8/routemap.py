@@ -123,7 +123,7 @@ def parse_routemap(configmap: dict[str, Any]) -> RouteMap:
 
     :raises UsageError: naming the ConfigMap and the field when the spec is malformed.
     """
-    import yaml
+    from . import boundedyaml
 
     meta = configmap.get("metadata", {})
     where = f'routemap "{meta.get("namespace", "")}/{meta.get("name", "")}"'
@@ -131,15 +131,18 @@ def parse_routemap(configmap: dict[str, Any]) -> RouteMap:
     if text is None:
         raise UsageError(f"{where}: data.{SPEC_KEY} is missing")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: data.{SPEC_KEY} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        # Routemaps are written by anyone who may create a ConfigMap: bounded, or a few hundred
+        # bytes of nested aliases would hold the controller for minutes (see boundedyaml).
+        raw = boundedyaml.load(str(text))
+    except boundedyaml.BoundedYAMLError as exc:
+        raise UsageError(f"{where}: data.{SPEC_KEY} is not valid YAML: {exc}") from None
     try:
         spec = RouteMapSpec.model_validate(raw)
     except ValidationError as exc:
         from .experiment import validation_problems
 
-        raise UsageError(f"{where}: " + "; ".join(validation_problems(exc))) from None
+        problems = "; ".join(validation_problems(exc))
+        raise UsageError(boundedyaml.truncate(f"{where}: {problems}")) from None
     return RouteMap(
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
@@ -168,6 +171,9 @@ class Router(Protocol):
     wants with those it has and tests can keep golden files. Every object it returns is a complete
     Kubernetes object (apiVersion, kind, metadata.name; the controller sets the namespace and the
     owner reference), and should add a response header naming the version that served.
+
+    A router also declares ``kinds``: the (API group, kind) pairs it renders; the controller
+    refuses any other (see :class:`~kubectl_iter8.registry.RouterRegistry`).
     """
 
     #: The name routemaps use in ``routing.router``.

@@ -76,6 +76,8 @@ class GatewayApiRouter:
     """Routes to each version's Service through a Gateway API HTTPRoute."""
 
     name = "gateway-api"
+    #: What it writes (the controller refuses anything else).
+    kinds = (("gateway.networking.k8s.io", "HTTPRoute"),)
     Config: type[BaseModel] = GatewayApiConfig
 
     def render(

@@ -118,6 +118,8 @@ class IstioRouter:
     """Routes to each version's Service through an Istio VirtualService."""
 
     name = "istio"
+    #: What it writes (the controller refuses anything else).
+    kinds = (("networking.istio.io", "VirtualService"),)
     Config: type[BaseModel] = IstioConfig
 
     def render(

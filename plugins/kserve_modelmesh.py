@@ -57,6 +57,8 @@ class KServeModelMeshRouter:
     """Routes to model versions served by ModelMesh, through an Istio VirtualService."""
 
     name = "kserve-modelmesh"
+    #: What it writes (the controller refuses anything else).
+    kinds = (("networking.istio.io", "VirtualService"),)
     Config: type[BaseModel] = KServeModelMeshConfig
 
     def render(

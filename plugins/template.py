@@ -1,8 +1,11 @@
 """The ``template`` router: user-supplied Jinja2 templates, for any router without a plugin.
 
 Each template renders zero or more Kubernetes objects as YAML (documents separated by ``---``; an
-empty output renders nothing, as in Iter8). Templates run in Jinja2's sandbox with
-``StrictUndefined``, so a misspelt name is an error rather than an empty string. The data they see:
+empty output renders nothing, as in Iter8). Templates are inline only (the controller reads no
+files for a routemap) and run in a bounded Jinja2 sandbox (:mod:`.sandbox`: time, size and range
+limits) with ``StrictUndefined``, so a misspelt name is an error rather than an empty string. The
+kinds they may render are the controller's to decide (``kinds = None``; see the registry). The
+data they see:
 
 ``name``, ``namespace``, ``labels``, ``strategy``
     the routemap's.
@@ -27,8 +30,6 @@ empty output renders nothing, as in Iter8). Templates run in Jinja2's sandbox wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -48,7 +49,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import SandboxedEnvironment
+    from .sandbox import BoundedEnvironment
 
 #: The kind a template's ``gvrShort`` promises, for the short names this router knows.
 KNOWN_KINDS = {
@@ -64,16 +65,14 @@ KNOWN_KINDS = {
 }
 
 
-@lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+def environment() -> BoundedEnvironment:
+    from .sandbox import environment as bounded
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return bounded()
 
 
 class TemplateSpec(BaseModel):
-    """One template: inline (``template``) or read from a file (``file``) when the config is validated."""
+    """One template, inline: the controller renders routemaps from anyone and reads no files."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -81,23 +80,17 @@ class TemplateSpec(BaseModel):
     gvr_short: str | None = Field(default=None, alias="gvrShort", min_length=1)
     #: The Jinja2 source.
     template: str
-    #: Where the source was read from, if from a file (for messages).
-    file: str | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _read_file(cls, data: Any) -> Any:
+    def _inline(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"template": data}
-        if not isinstance(data, dict) or data.get("file") is None:
-            return data
-        if data.get("template") is not None:
-            raise ValueError("give template or file, not both")
-        try:
-            text = Path(data["file"]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read {data['file']}: {getattr(exc, 'strerror', None) or exc}") from None
-        return {**data, "template": text}
+        if isinstance(data, dict) and "file" in data:
+            # A path would be read with the controller's rights (/dev/zero, its token), and the
+            # error would tell which files exist: templates are inline only.
+            raise ValueError("file is not supported: give the template inline (template: ...)")
+        return data
 
     @field_validator("template")
     @classmethod
@@ -116,7 +109,7 @@ class TemplateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    #: The templates, each an inline Jinja2 string or a mapping ``{gvrShort?, template | file}``.
+    #: The templates, each an inline Jinja2 string or a mapping ``{gvrShort?, template}``.
     templates: list[TemplateSpec] = Field(min_length=1)
     #: Anything the templates want, available to them as ``values``.
     values: dict[str, Any] = Field(default_factory=dict)
@@ -170,13 +163,18 @@ class TemplateRouter:
     """Renders user-supplied Jinja2 templates into routing objects."""
 
     name = "template"
+    #: Whatever the controller's configuration allows (``templateKinds``), never what a routemap asks.
+    kinds = None
     Config: type[BaseModel] = TemplateConfig
 
     def render(
         self, routemap: RouteMap, state: RoutingState, config: BaseModel | Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        import yaml
         from jinja2 import TemplateError
+
+        from kubectl_iter8 import boundedyaml
+
+        from .sandbox import render
 
         cfg = validate_config(TemplateConfig, config, self.name)
         check_state(routemap, state)
@@ -184,19 +182,20 @@ class TemplateRouter:
         where = f'routemap "{routemap.namespace}/{routemap.name}": router {self.name}'
         objects: list[dict[str, Any]] = []
         for i, spec in enumerate(cfg.templates):
-            source = f"templates[{i}]" + (f" ({spec.file})" if spec.file else "")
+            source = f"templates[{i}]"
             try:
-                text = environment().from_string(spec.template).render(data)
+                text = render(spec.template, data)
             except RouteError as exc:
                 raise RouteError(f"{exc} (router {self.name}, {source})") from None
-            except (TemplateError, ValueError, TypeError) as exc:
+            except (TemplateError, ValueError, TypeError, ArithmeticError, MemoryError) as exc:
                 message = getattr(exc, "message", None) or str(exc)
-                raise RouteError(f"{where}: {source}: {type(exc).__name__}: {message}") from None
+                raise RouteError(
+                    boundedyaml.truncate(f"{where}: {source}: {type(exc).__name__}: {message}")
+                ) from None
             try:
-                documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-            except yaml.YAMLError as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise RouteError(f"{where}: {source} did not render valid YAML: {first}") from None
+                documents = [doc for doc in boundedyaml.load_all(text) if doc is not None]
+            except boundedyaml.BoundedYAMLError as exc:
+                raise RouteError(f"{where}: {source} did not render valid YAML: {exc}") from None
             for doc in documents:
                 objects.append(self._checked(doc, spec, f"{where}: {source}"))
         return objects

@@ -28,6 +28,7 @@ class RouteListRouter:
     """Renders one ConfigMap ``<routemap>-routing`` whose ``data.routes`` lists where traffic goes."""
 
     name = "test"
+    kinds = (("", "ConfigMap"),)
     Config = RouteListConfig
 
     def render(self, routemap: RouteMap, state: RoutingState, config: BaseModel) -> list[dict[str, Any]]:

@@ -70,7 +70,9 @@ def test_watch_errors_are_kube_errors(client: Kube, fake_kube: FakeKube) -> None
 
 
 def test_server_side_apply_creates_then_updates(client: Kube, fake_kube: FakeKube) -> None:
-    created = client.apply_server_side(CONFIGMAPS, cm("x", a="1"), "default", field_manager="iter8-controller")
+    created = client.apply_server_side(
+        CONFIGMAPS, cm("x", a="1"), "default", field_manager="iter8-controller"
+    )
     assert created["data"] == {"a": "1"}
     client.apply_server_side(CONFIGMAPS, cm("x", a="2"), "default", field_manager="iter8-controller")
     assert fake_kube.get("configmaps", "x")["data"] == {"a": "2"}

@@ -291,6 +291,11 @@ def test_all_namespaces_and_resources_in_other_namespaces(harness: Harness, kube
 
 
 def test_routing_objects_no_longer_rendered_are_deleted(harness: Harness, kube: Kube) -> None:
+    import yaml
+
+    def last_error() -> str | None:
+        return yaml.safe_load(kube.get("configmaps", "app-iter8-status")["data"]["status"])["lastError"]
+
     ready_app(harness, kube)
     wait_until(lambda: kube.exists("configmaps", "app-iter8-status"), what="the status")
     kube.create(
@@ -298,19 +303,23 @@ def test_routing_objects_no_longer_rendered_are_deleted(harness: Harness, kube: 
     )
     changed = routemap("app", app_versions("v1", "v2", weights=[90, 10]), object_name="renamed")
     kube.patch("configmaps", "app", {"data": changed["data"]})
-    wait_until(lambda: routes(kube) is None, what="the old routing object to go")
+    # Someone else's object is never taken over: the routemap fails, its old routing stays.
+    wait_until(lambda: "ConfigMap 'renamed'" in (last_error() or ""), what="the conflict in the status")
     renamed = kube.get("configmaps", "renamed")
-    assert renamed["data"]["user"] == "x"  # taken over by server-side apply, not replaced
-    assert renamed["metadata"]["ownerReferences"][0]["name"] == "app"
-    # An object the routemap does not own is never deleted.
+    assert renamed["data"] == {"user": "x"}
+    assert not renamed["metadata"].get("ownerReferences")
+    assert "app.kubernetes.io/managed-by" not in (renamed["metadata"].get("labels") or {})
+    assert routes(kube) == {"v1": 90, "v2": 10}
+    conflicts = [e for e in kube.list("events", kube.namespace) if e["reason"] == "RoutingConflict"]
+    assert conflicts
+    assert conflicts[0]["involvedObject"]["name"] == "app"
+    # A name nobody uses is applied, and the routemap's previous object, which it owns, is deleted.
     changed = routemap("app", app_versions("v1", "v2", weights=[90, 10]), object_name="third")
-    kube.patch("configmaps", "renamed", {"metadata": {"ownerReferences": None}})
     kube.patch("configmaps", "app", {"data": changed["data"]})
     wait_until(lambda: kube.exists("configmaps", "third"), what="the third routing object")
-    import time
-
-    time.sleep(0.3)
-    assert kube.exists("configmaps", "renamed")
+    wait_until(lambda: routes(kube) is None, what="the old routing object to go")
+    wait_until(lambda: last_error() is None, what="the error to clear")
+    assert kube.get("configmaps", "renamed")["data"] == {"user": "x"}
 
 
 def test_a_resource_shared_by_two_routemaps_is_drained_from_both(harness: Harness, kube: Kube) -> None:

@@ -74,7 +74,7 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     }
     assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in rules)
     deleting = {res for r in rules if "delete" in r["verbs"] for res in r["resources"]}
-    assert deleting == {"configmaps", "virtualservices", "httproutes", "inferenceservices"}
+    assert deleting == {"configmaps", "virtualservices", "httproutes"}
     assert any(r["resources"] == ["leases"] for r in rules)
     container = docs[4]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:4] == ["controller", "serve", "--namespace", "default"]
