@@ -43,7 +43,15 @@ from pydantic import Field, field_validator, model_validator
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 
-from .custom_metrics.credentials import AuthInput, Redactor, SecretValue, auth_headers, kube_access, resolve
+from .custom_metrics.credentials import (
+    AuthInput,
+    Redactor,
+    SecretValue,
+    auth_headers,
+    kube_access,
+    resolve,
+    split_query,
+)
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
@@ -242,13 +250,17 @@ async def send(hook: Webhook, options: WebhookOptions, ctx: TaskContext) -> None
         headers["Content-Type"] = (
             "application/json" if _is_json(hook.payload) else "text/plain; charset=utf-8"
         )
+    # httpx replaces a URL's query with ``params`` (even empty ones): a webhook authenticated by a
+    # query token would lose it, so the URL's own query is sent first, then the task's params.
+    url, query = split_query(hook.url)
+    params = [*query, *hook.params]
     async with httpx.AsyncClient(timeout=options.timeout) as client:
         for attempt in range(attempts):
             record["attempts"] = attempt + 1
             delay = options.backoff * 2**attempt
             try:
                 response = await client.request(
-                    hook.method, hook.url, params=hook.params, headers=headers, content=hook.payload
+                    hook.method, url, params=params, headers=headers, content=hook.payload
                 )
             except httpx.HTTPError as exc:
                 failure = f"{hook.method} {hook.where()} failed: {redact(str(exc) or type(exc).__name__)}"
@@ -291,16 +303,22 @@ def _is_json(text: str) -> bool:
 
 
 async def _url(url: str | None, url_from: SecretValue | None, ctx: TaskContext, redact: Redactor) -> str:
-    if url is not None:
-        return url
-    assert url_from is not None
-    value = await asyncio.to_thread(resolve, url_from, "urlFrom", ctx.kube_options, redact)
-    if not value.startswith(("http://", "https://")):
-        raise TaskError(f"urlFrom: the {url_from.describe()} does not hold an http(s) URL")
-    parts = urllib.parse.urlsplit(value)
-    if parts.path:
-        redact.add(parts.path)
-    return value
+    if url is None:
+        assert url_from is not None
+        url = await asyncio.to_thread(resolve, url_from, "urlFrom", ctx.kube_options, redact)
+        if not url.startswith(("http://", "https://")):
+            raise TaskError(f"urlFrom: the {url_from.describe()} does not hold an http(s) URL")
+        path = urllib.parse.urlsplit(url).path
+        if path:
+            redact.add(path)
+    # A webhook's query often carries its token (``?access_token=``), even in a plain ``url``.
+    query = urllib.parse.urlsplit(url).query
+    if query:
+        redact.add(query)
+        for _, value in split_query(url)[1]:
+            if len(value) >= 4:
+                redact.add(value)
+    return url
 
 
 def _context(ctx: TaskContext, **more: Any) -> dict[str, Any]:

@@ -25,6 +25,10 @@ from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
 
 OUTPUT_LIMIT = 64 * 1024
+#: The most of the output's last line a failure message quotes: the message is stored (record,
+#: failure message) and logged besides the output itself.
+LINE_LIMIT = 200
+CHUNK = 64 * 1024
 
 
 def _command(value: Any) -> Any:
@@ -97,8 +101,12 @@ class RunTask(Task[RunInputs]):
             raise TaskError(f"command not found: {missing}") from None
         except PermissionError:
             raise TaskError(f"command not executable: {argv[0]}") from None
+        tail = bytearray()
+        total = 0
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.inputs.timeout)
+            async with asyncio.timeout(self.inputs.timeout):
+                total = await _read_tail(process, tail)
+                await process.wait()
         except TimeoutError:
             _kill(process)
             await process.wait()
@@ -106,16 +114,31 @@ class RunTask(Task[RunInputs]):
         except asyncio.CancelledError:
             _kill(process)
             raise
-        text = output.decode("utf-8", errors="replace")
+        text = tail.decode("utf-8", errors="replace")
         ctx.details["exitCode"] = process.returncode
-        ctx.details["output"] = text[-OUTPUT_LIMIT:]
-        if len(text) > OUTPUT_LIMIT:
+        ctx.details["output"] = text
+        if total > len(tail):
             ctx.details["outputTruncated"] = True
         for line in text.splitlines():
             ctx.logger.debug("%s", line)
         if process.returncode != 0:
             last = text.strip().splitlines()[-1] if text.strip() else "no output"
+            if len(last) > LINE_LIMIT:
+                last = f"...{last[-LINE_LIMIT:]}"
             raise TaskError(f"command exited with code {process.returncode}: {last}")
+
+
+async def _read_tail(process: asyncio.subprocess.Process, tail: bytearray) -> int:
+    """Read the command's output to the end, keeping only its last :data:`OUTPUT_LIMIT` bytes in
+    ``tail`` (a command may print gigabytes); returns how many bytes it printed."""
+    assert process.stdout is not None
+    total = 0
+    while chunk := await process.stdout.read(CHUNK):
+        total += len(chunk)
+        tail += chunk
+        if len(tail) > OUTPUT_LIMIT:
+            del tail[: len(tail) - OUTPUT_LIMIT]
+    return total
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

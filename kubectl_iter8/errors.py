@@ -8,7 +8,8 @@ with its ``exit_code``; anything else is a bug and keeps its traceback. The tree
     ├── UsageError                  exit 2: bad flags, files or values; nothing was run or written
     │   └── InvalidExperimentError  one line per problem found in an experiment
     ├── PluginError                 a plugin failed to load or registered something inconsistent
-    │   └── DuplicateNameError      two plugins claim the same task or router name
+    │   ├── DuplicateNameError      two plugins claim the same task or router name
+    │   └── PluginHookError         a plugin's event hook raised while an experiment ran
     ├── StorageError                an experiment could not be read or written
     ├── TaskError                   a task failed while the experiment ran
     └── KubeError                   the Kubernetes API refused or failed a request
@@ -76,6 +77,14 @@ class PluginError(Iter8Error):
 
 class DuplicateNameError(PluginError):
     """Two plugins registered the same name in one registry."""
+
+
+class PluginHookError(PluginError):
+    """A plugin's event hook raised; the runner records it as the experiment's failure."""
+
+    def __init__(self, message: str, *, plugin: str, hook: str) -> None:
+        super().__init__(message, plugin=plugin)
+        self.hook = hook
 
 
 class StorageError(Iter8Error):

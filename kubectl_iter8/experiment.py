@@ -174,10 +174,17 @@ def _prepare_entry(index: int, entry: dict[str, Any], tasks: TaskRegistry) -> Pr
         raise InvalidExperimentError(problems)
     condition = None
     if "if" in entry:
-        try:
-            condition = Expression(str(entry["if"]))
-        except ExpressionError as exc:
-            problems.append(f"{label}: if: {exc}")
+        text = entry["if"]
+        # Only scalars become text: str() of a mapping of nested YAML aliases takes gigabytes.
+        if text is None or isinstance(text, bool | int | float):
+            text = str(text)
+        if not isinstance(text, str):
+            problems.append(f"{label}: if: expected an expression (a string), got {_kind(text)}")
+        else:
+            try:
+                condition = Expression(text)
+            except ExpressionError as exc:
+                problems.append(f"{label}: if: {exc}")
     if not isinstance(inputs, dict):
         problems.append(f"{label}: with: expected a mapping of inputs, got {_kind(inputs)}")
         raise InvalidExperimentError(problems)

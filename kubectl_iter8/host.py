@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from . import hookspecs
-from .errors import Iter8Error, PluginError
+from .errors import Iter8Error, PluginError, PluginHookError
 from .registry import Registry, ResourceTypeRegistry, RouterRegistry, TaskRegistry
 from .version import __version__
 
@@ -158,13 +159,28 @@ class Iter8Hooks:
         self.manager.hook.iter8_register_commands(cli=cli)
 
     def experiment_started(self, experiment: Experiment) -> None:
-        self.manager.hook.iter8_experiment_started(experiment=experiment)
+        """:raises PluginHookError: a plugin's hook raised."""
+        self._event("iter8_experiment_started", experiment=experiment)
 
     def task_finished(self, experiment: Experiment, index: int, record: TaskRecord) -> None:
-        self.manager.hook.iter8_task_finished(experiment=experiment, index=index, record=record)
+        """:raises PluginHookError: a plugin's hook raised."""
+        self._event("iter8_task_finished", experiment=experiment, index=index, record=record)
 
     def experiment_finished(self, experiment: Experiment) -> None:
-        self.manager.hook.iter8_experiment_finished(experiment=experiment)
+        """:raises PluginHookError: a plugin's hook raised."""
+        self._event("iter8_experiment_finished", experiment=experiment)
+
+    def _event(self, name: str, **kwargs: Any) -> None:
+        caller = getattr(self.manager.hook, name)
+        try:
+            caller(**kwargs)
+        except Exception as exc:
+            plugin = _culprit(caller.get_hookimpls(), exc)
+            logging.getLogger(__name__).debug("%s of plugin %r raised", name, plugin, exc_info=True)
+            text = " ".join(str(exc).split())
+            text = text if len(text) <= 200 else f"{text[:197]}..."
+            message = f"{name} raised {type(exc).__name__}" + (f": {text}" if text else "")
+            raise PluginHookError(message, plugin=plugin, hook=name) from exc
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every plugin with its source, version, hooks and the names it registered."""
@@ -186,3 +202,15 @@ class Iter8Hooks:
                 )
             )
         return infos + list(self.failed.values())
+
+
+def _culprit(impls: list[Any], exc: BaseException) -> str:
+    """The plugin whose hook implementation raised ``exc``: the innermost frame of its traceback
+    that runs one of ``impls``."""
+    owners = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in impls}
+    culprit = "unknown"
+    tb = exc.__traceback__
+    while tb is not None:
+        culprit = owners.get(tb.tb_frame.f_code, culprit)
+        tb = tb.tb_next
+    return culprit

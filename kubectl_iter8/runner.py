@@ -13,11 +13,12 @@ import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import conditions
-from .errors import TaskError
+from .errors import PluginHookError, TaskError
 from .experiment import Experiment, PreparedTask
 from .expressions import ExpressionError
 from .host import Iter8Hooks
@@ -80,16 +81,36 @@ class Runner:
             result.insights = self.previous.insights
         self.experiment.result = result
         self.store.save(self.experiment)
-        self.hooks.experiment_started(self.experiment)
-        for prepared in self.tasks:
-            if not await self._run_one(prepared, result):
-                break
-        else:
-            result.end_time = _now()
-            self.store.save(self.experiment)
-            log.info("experiment completed: %d of %d tasks", result.num_completed_tasks, len(self.tasks))
-        self.hooks.experiment_finished(self.experiment)
+        if self._observe(result, "", lambda: self.hooks.experiment_started(self.experiment)):
+            for prepared in self.tasks:
+                if not await self._run_one(prepared, result):
+                    break
+            else:
+                result.end_time = _now()
+                self.store.save(self.experiment)
+                log.info("experiment completed: %d of %d tasks", result.num_completed_tasks, len(self.tasks))
+        self._observe(result, "", lambda: self.hooks.experiment_finished(self.experiment))
         return result
+
+    def _observe(self, result: Result, label: str, call: Callable[[], None]) -> bool:
+        """Call an event hook; False when a plugin's hook raised, which fails the experiment
+        (hookspecs.py): recorded as the failure unless one was already, and saved."""
+        try:
+            call()
+        except PluginHookError as exc:
+            error = exc
+        else:
+            return True
+        # The traceback is logged at debug level by the host; the user gets one line.
+        message = f"{label}: {error}" if label else str(error)
+        log.error("%s", message)
+        if not result.failure:
+            result.failure = True
+            result.failure_message = message
+        if result.end_time is None:
+            result.end_time = _now()
+        self.store.save(self.experiment)
+        return False
 
     async def _run_one(self, prepared: PreparedTask, result: Result) -> bool:
         """Run one entry; False when it failed and the run must stop."""
@@ -131,8 +152,9 @@ class Runner:
         self.store.save(self.experiment)
         if record.status == "completed":
             log.info("%s: completed in %.3fs", prepared.label, record.duration_seconds)
-        self.hooks.task_finished(self.experiment, prepared.index, record)
-        return True
+        return self._observe(
+            result, prepared.label, lambda: self.hooks.task_finished(self.experiment, prepared.index, record)
+        )
 
     def _fail(
         self, prepared: PreparedTask, record: TaskRecord, result: Result, started: float, message: str
@@ -145,5 +167,7 @@ class Runner:
         result.end_time = _now()
         self.store.save(self.experiment)
         log.error("%s: failed: %s", prepared.label, message)
-        self.hooks.task_finished(self.experiment, prepared.index, record)
+        self._observe(
+            result, prepared.label, lambda: self.hooks.task_finished(self.experiment, prepared.index, record)
+        )
         return False

@@ -67,6 +67,16 @@ def _unescape(text: str) -> str:
     return out
 
 
+#: The largest list index ``--set`` takes (Helm's own limit): ``spec[300000000]`` would otherwise
+#: build a list of 300 million slots.
+MAX_INDEX = 65536
+
+
+def _short(text: str, limit: int = 120) -> str:
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit else f"{quoted[: limit - 3]}..."
+
+
 def _parse_key(key: str, assignment: str) -> list[str | int]:
     path: list[str | int] = []
     for part in _split(key, "."):
@@ -79,6 +89,11 @@ def _parse_key(key: str, assignment: str) -> list[str | int]:
             index, close, rest = rest.partition("]")
             if not close or not index.isdigit() or (rest and not rest.startswith("[")):
                 raise UsageError(f"--set {assignment!r}: bad index in key {key!r}")
+            if len(index) > len(str(MAX_INDEX)) or int(index) > MAX_INDEX:
+                raise UsageError(
+                    f"--set {_short(assignment)}: index {_short(index, 40)} is too large"
+                    f" (at most {MAX_INDEX})"
+                )
             path.append(int(index))
             rest = rest[1:]
     if not path or any(p == "" for p in path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import urllib.parse
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -91,6 +92,13 @@ class Redactor:
         for secret in sorted(self._secrets, key=len, reverse=True):
             result = result.replace(secret, MASK)
         return result
+
+
+def split_query(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """``url`` without its query, and the query's pairs (blank values kept), for httpx's ``params``."""
+    parts = urllib.parse.urlsplit(url)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    return urllib.parse.urlunsplit(parts._replace(query="")), pairs
 
 
 def kube_access(refs: list[SecretValue]) -> list[KubeAccess]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import re
 import urllib.parse
 from typing import Any
 
@@ -33,7 +34,7 @@ from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInpu
 from kubectl_iter8.values import deep_merge
 
 from . import spec as specs
-from .credentials import AuthInput, Redactor, auth_headers, kube_access
+from .credentials import AuthInput, Redactor, auth_headers, kube_access, split_query
 
 DEFAULT_TIMEOUT = 10.0
 #: Iter8 sent this content type with every provider request.
@@ -158,10 +159,12 @@ async def _fetch(
     import jq  # type: ignore[import-not-found]
 
     headers = {"Content-Type": CONTENT_TYPE, **provider.headers, **auth}
-    params = [(p.name, p.text()) for p in (*provider.params, *metric.params)]
+    # httpx replaces a URL's query with ``params``: the URL's own query goes first.
+    url, query = split_query(provider.url)
+    params = [*query, *((p.name, p.text()) for p in (*provider.params, *metric.params))]
     try:
         response = await client.request(
-            provider.method, provider.url, params=params, headers=headers, content=metric.body
+            provider.method, url, params=params, headers=headers, content=metric.body
         )
     except httpx.HTTPError as exc:
         return None, f"request to {_where(provider.url)} failed: {_reason(exc)}"
@@ -173,24 +176,62 @@ async def _fetch(
     except ValueError:
         return None, f"the response from {_where(provider.url)} is not JSON"
     try:
-        program = jq.compile(metric.jq_expression)
+        program = jq.compile(sandboxed_jq(metric.jq_expression))
     except ValueError as exc:
-        return None, f"jqExpression {metric.jq_expression!r} does not compile: {_first_line(exc)}"
+        return None, f"jqExpression {metric.jq_expression!r} does not compile: {_compile_error(exc)}"
     try:
         result = program.input_value(document).first()
     except StopIteration:
         return None, f"jqExpression {metric.jq_expression!r} produced no value"
     except ValueError as exc:
-        return None, f"jqExpression {metric.jq_expression!r} failed: {_first_line(exc)}"
-    if isinstance(result, bool) or result is None:
-        return None, f"jqExpression {metric.jq_expression!r} gave {_json(result)}, not a number"
+        return None, f"jqExpression {metric.jq_expression!r} failed: {_first_line(exc)[:200]}"
+    # The result is described by its type, never echoed: it may hold anything the response held.
+    if isinstance(result, bool) or not isinstance(result, int | float | str):
+        return None, f"jqExpression {metric.jq_expression!r} gave {_jq_type(result)}, not a number"
     try:
         value = float(result)
-    except (TypeError, ValueError):
-        return None, f"jqExpression {metric.jq_expression!r} gave {_json(result)[:80]}, not a number"
+    except ValueError:
+        return None, f"jqExpression {metric.jq_expression!r} gave a string, not a number"
     if not math.isfinite(value):
         return None, f"the value is not a finite number ({value})"
     return value, ""
+
+
+#: Put before every jqExpression, on its first line: shadows the builtins that reach outside the
+#: response (``env``, ``$ENV``, ``input``, ``inputs``, module metadata), so a provider template cannot
+#: copy a credential of this process into a metric, a log line or a report. ``import`` and
+#: ``include`` are only valid at the very start of a program, so after this prefix they are
+#: syntax errors and no module or data file is ever read.
+JQ_SANDBOX = (
+    "def env: {}; def input: empty; def inputs: empty; def input_filename: null;"
+    ' def get_search_list: []; def modulemeta: error("modules are not available"); {} as $ENV | ('
+)
+
+
+def sandboxed_jq(expression: str) -> str:
+    """``expression`` with no access to the environment, other inputs or modules."""
+    # The newline keeps a trailing comment in the expression from commenting out the parenthesis.
+    return f"{JQ_SANDBOX}{expression}\n)"
+
+
+def _compile_error(exc: ValueError) -> str:
+    """jq's first error line, with columns counted in the user's expression, not the sandbox's."""
+    line = _first_line(exc)
+    return re.sub(
+        r"line 1, column (\d+)", lambda m: f"line 1, column {max(1, int(m[1]) - len(JQ_SANDBOX))}", line
+    )
+
+
+def _jq_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def _where(url: str) -> str:
@@ -210,12 +251,6 @@ def _reason(exc: BaseException) -> str:
 def _first_line(exc: object) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def _error_detail(response: Any) -> str:

@@ -8,7 +8,7 @@ method POST), ``contentType``, ``errorRanges`` (default: status >= 400), ``perce
 50/75/90/95/99/99.9), ``allowInitialErrors``, ``warmup`` and ``endpoints``: named endpoints, each
 taking every unset field from the top level. Added: ``method``, ``timeout`` (10s), TLS
 (``caFile``, ``certFile``, ``keyFile``, ``insecureSkipVerify``) and ``workers`` (processes; 0 =
-one per core).
+one per core; at most 4 per core).
 
 Semantics, following Iter8 where it had any:
 
@@ -129,6 +129,16 @@ class HttpInputs(EndpointInputs):
     #: Worker processes sharing the load; 0 = one per core.
     workers: int = Field(1, ge=0)
     endpoints: dict[str, EndpointInputs] = Field(default_factory=dict)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        from .workers import max_workers
+
+        limit = max_workers()
+        if value > limit:
+            raise ValueError(f"at most {limit} (4 per core available; 0 means one per core)")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> HttpInputs:

@@ -35,14 +35,23 @@ START_TIMEOUT = 60.0
 PROGRESS_PERIOD = 0.1
 
 
-def worker_count(requested: int) -> int:
-    """``0`` means one per core available to this process."""
-    if requested > 0:
-        return requested
+def cores() -> int:
+    """The cores available to this process."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def max_workers() -> int:
+    """The most worker processes a task may ask for: more than a few per core only adds overhead,
+    and a typo (``workers: 100000``) would fork until the machine gives out."""
+    return 4 * cores()
+
+
+def worker_count(requested: int) -> int:
+    """``0`` means one per core available to this process."""
+    return requested if requested > 0 else cores()
 
 
 def split(plan: LoadPlan, workers: int) -> list[LoadPlan]:
