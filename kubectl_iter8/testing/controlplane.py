@@ -287,7 +287,7 @@ class ControlPlane:
         )
         # The ServiceAccount controller making "default" shows that the controllers are running.
         self._wait_for(
-            lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            lambda: self._answers("/api/v1/namespaces/default/serviceaccounts/default"),
             "kube-controller-manager",
             deadline,
         )
@@ -313,19 +313,19 @@ class ControlPlane:
         context.verify_mode = ssl.CERT_NONE  # only until the apiserver has written its certificate
         return context
 
-    def _get(self, path_or_url: str) -> Any:
+    def _answers(self, path_or_url: str) -> bool:
+        """Whether a GET of ``path_or_url`` (a path on the apiserver, or a URL) succeeds."""
         url = path_or_url if "://" in path_or_url else self.url + path_or_url
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token_value}"})
+        context = self._ssl() if url.startswith("https") else None
         try:
-            with urllib.request.urlopen(
-                request, timeout=5, context=self._ssl() if url.startswith("https") else None
-            ) as response:
-                return json.loads(response.read() or b"{}") if "readyz" not in url else True
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+            with urllib.request.urlopen(request, timeout=5, context=context):
+                return True
+        except OSError:  # URLError and HTTPError are OSErrors
+            return False
 
     def _wait(self, url: str, name: str, deadline: float) -> None:
-        self._wait_for(lambda: self._get(url) is not None, name, deadline)
+        self._wait_for(lambda: self._answers(url), name, deadline)
 
     def _wait_for(self, ready: Any, name: str, deadline: float) -> None:
         while not ready():
