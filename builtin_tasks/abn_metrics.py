@@ -14,6 +14,7 @@ Inputs::
     metrics: [sales]                          # default: every metric the controller has
     versions: 2                               # default: as many as the data or the experiment has
     timeout: 10s
+    tokenFrom: {secret: {name: abn-token, key: token}}  # when the controller wants its shared token
 
 It sends ``GET <endpoint>/abnValues?namespace=NS&application=APP`` and records, for each metric and
 each version (version index = the controller's version number):
@@ -21,7 +22,10 @@ each version (version index = the controller's version number):
 * ``abn/<metric>``: a ``Sample``: the values over users (one per user assigned to the version, the
   sum of what that user wrote, 0 for a user who wrote nothing) or over transactions (every value
   written). The values are replaced on every run, as Iter8 replaced its summaries: the controller
-  always answers with every value so far, so appending would count them again in scheduled runs.
+  answers with the values so far, so appending would count them again in scheduled runs. The
+  controller sends at most the latest 10,000 per metric and version (its ``/abnValues`` limit);
+  where it had more, the sample is that window, and the task's details say so (``sampled``:
+  metric, version, values kept, values in all) with a warning.
 * ``abn/<metric>/count``, ``/mean``, ``/stddev``, ``/min``, ``/max``: ``Gauge`` values of that
   sample (Iter8's names), for SLOs judged on values. ``count`` is 0 for a version without values;
   the others are then missing, never 0 (``stddev`` needs two values).
@@ -32,6 +36,7 @@ documented JSON fail the task with one line naming the endpoint and the applicat
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import urllib.parse
@@ -43,7 +48,9 @@ from kubectl_iter8 import statistics as st
 from kubectl_iter8.durations import format_duration
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.result import Insights, MetricInfo
-from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
+from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
+
+from .custom_metrics.credentials import Redactor, SecretValue, kube_access, resolve
 
 DEFAULT_ENDPOINT = "http://iter8-controller.iter8-system:8080"
 DEFAULT_TIMEOUT = 10.0
@@ -64,6 +71,8 @@ class AbnMetricsInputs(TaskInputs):
     metrics: list[str] | None = Field(default=None, min_length=1)
     versions: int | None = Field(default=None, ge=1)
     timeout: Duration = Field(default=DEFAULT_TIMEOUT, gt=0)
+    #: The controller's shared token (``controller serve --abn-token-file``), sent as a bearer token.
+    token_from: SecretValue | None = Field(default=None, alias="tokenFrom")
 
     @field_validator("application")
     @classmethod
@@ -143,15 +152,31 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
     aliases = ("abn-metrics",)
     Inputs = AbnMetricsInputs
 
+    def kube_access(self) -> list[KubeAccess]:
+        return kube_access(list(filter(None, [self.inputs.token_from])))
+
     async def run(self, ctx: TaskContext) -> None:
         inputs = self.inputs
         namespace, app = inputs.namespace_and_name
         application = f"{namespace}/{app}"
-        document = await self._fetch(namespace, app)
+        headers = {}
+        if inputs.token_from is not None:
+            token = await asyncio.to_thread(
+                resolve, inputs.token_from, "tokenFrom", ctx.kube_options, Redactor()
+            )
+            headers["Authorization"] = f"Bearer {token}"
+        document = await self._fetch(namespace, app, headers)
         try:
             data = parse_values(document, inputs.over)
         except BadAnswer as exc:
             raise TaskError(f"{self._source(application)}: unexpected answer: {exc}") from None
+        sampled = _sampled(document, inputs.over, data)
+        if sampled:
+            ctx.details["sampled"] = sampled
+            ctx.logger.warning(
+                "the controller sent the latest values only (%s)",
+                ", ".join(f"{s['metric']} v{s['version']}: {s['kept']} of {s['of']}" for s in sampled[:5]),
+            )
 
         missing: list[dict[str, Any]] = []
         if inputs.metrics is not None:
@@ -195,7 +220,7 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
     def _source(self, application: str) -> str:
         return f"{_where(self.inputs.endpoint)}{VALUES_PATH} (application {application})"
 
-    async def _fetch(self, namespace: str, app: str) -> Any:
+    async def _fetch(self, namespace: str, app: str, headers: dict[str, str]) -> Any:
         """The decoded JSON of ``/abnValues`` for the application."""
         import httpx
 
@@ -203,7 +228,9 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
         url = f"{self.inputs.endpoint}{VALUES_PATH}"
         try:
             async with httpx.AsyncClient(timeout=self.inputs.timeout) as client:
-                response = await client.get(url, params={"namespace": namespace, "application": app})
+                response = await client.get(
+                    url, params={"namespace": namespace, "application": app}, headers=headers
+                )
         except httpx.TimeoutException:
             raise TaskError(f"{source}: no answer within {format_duration(self.inputs.timeout)}") from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -221,6 +248,20 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
             raise TaskError(f"{source}: unknown application: {error}")
         detail = f": {error}" if error else ""
         raise TaskError(f"{source}: HTTP {response.status_code}{detail}")
+
+
+def _sampled(document: dict[str, Any], over: str, data: Values) -> list[dict[str, Any]]:
+    """Where the answer's ``count`` says the controller had more values than it sent."""
+    out = []
+    for metric, per_version in sorted(data.items()):
+        for version, values in sorted(per_version.items()):
+            count = document["metrics"][metric][str(version)].get("count")
+            total = count.get(over) if isinstance(count, dict) else None
+            if isinstance(total, int) and not isinstance(total, bool) and total > len(values):
+                out.append(
+                    {"metric": f"{PREFIX}/{metric}", "version": version, "kept": len(values), "of": total}
+                )
+    return out
 
 
 def _record(

@@ -107,11 +107,32 @@ def controller() -> None:
 @click.option(
     "--abn-store",
     envvar="ITER8_ABN_STORE",
-    default="sqlite:iter8-abn.sqlite",
-    show_default=True,
     metavar="URL",
     help="Where A/B/n metrics are kept: sqlite:PATH, or redis://[:PASSWORD@]HOST[:PORT][/DB] for "
-    "several replicas (also $ITER8_ABN_STORE, which keeps a password off the command line).",
+    "several replicas (also $ITER8_ABN_STORE, which keeps a password off the command line). "
+    "Default: sqlite:$XDG_STATE_HOME/kubectl-iter8/abn.sqlite (~/.local/state/kubectl-iter8/abn.sqlite "
+    "without $XDG_STATE_HOME; the folder is created with mode 0700).",
+)
+@click.option(
+    "--abn-max-metrics",
+    envvar="ITER8_ABN_MAX_METRICS",
+    metavar="N",
+    help="Distinct A/B/n metric names per application; a new one beyond is refused "
+    "(also $ITER8_ABN_MAX_METRICS; default: 100).",
+)
+@click.option(
+    "--abn-max-users",
+    envvar="ITER8_ABN_MAX_USERS",
+    metavar="N",
+    help="A/B/n user records kept per application, the least recently seen deleted beyond "
+    "(also $ITER8_ABN_MAX_USERS; default: 1000000).",
+)
+@click.option(
+    "--abn-token-file",
+    envvar="ITER8_ABN_TOKEN_FILE",
+    metavar="FILE",
+    help="File holding a shared token that A/B/n gRPC calls, /abnValues and /abnDashboard must carry "
+    "as 'authorization: Bearer TOKEN' (also $ITER8_ABN_TOKEN_FILE; default: no token).",
 )
 @click.option("--leader-elect", is_flag=True, help="Take part in leader election; only the leader writes.")
 @click.option(
@@ -139,7 +160,10 @@ def serve(
     http_port: int,
     abn_port: int | None,
     abn_address: str,
-    abn_store: str,
+    abn_store: str | None,
+    abn_max_metrics: str | None,
+    abn_max_users: str | None,
+    abn_token_file: str | None,
     leader_elect: bool,
     lease_namespace: str | None,
     log_format: str | None,
@@ -157,6 +181,7 @@ def serve(
 
     if namespaces and all_namespaces:
         raise UsageError("Either --namespace or --all-namespaces can be used, not both.")
+    abn = _abn_settings(abn_max_metrics, abn_max_users, abn_token_file) if abn_port is not None else {}
     options = KubeOptions(kubeconfig, context, None)
     if not namespaces and not all_namespaces:
         with Kube(options) as kube:
@@ -169,6 +194,7 @@ def serve(
         abn_port=abn_port,
         abn_address=abn_address,
         abn_store=abn_store,
+        **abn,
         leader_elect=leader_elect,
         lease_namespace=lease_namespace or (namespaces[0] if namespaces else "default"),
         log_format=log_format,
@@ -206,6 +232,35 @@ def serve(
         log.info("controller stopped")
 
 
+def _abn_settings(max_metrics: str | None, max_users: str | None, token_file: str | None) -> dict[str, Any]:
+    """The A/B/n caps and token as settings, each checked here so that a bad one names its flag, or
+    its variable when the value came from the environment.
+
+    :raises UsageError: one line naming the flag or the variable (never the token).
+    """
+    from click.core import ParameterSource
+
+    from .abn.limits import Limits, positive, read_token_file
+
+    ctx = click.get_current_context()
+
+    def name(param: str, variable: str) -> str:
+        from_env = ctx.get_parameter_source(param) is ParameterSource.ENVIRONMENT
+        return f"${variable}" if from_env else "--" + param.replace("_", "-")
+
+    def cap(param: str, variable: str, value: str | None, default: int) -> int:
+        return positive(value, name(param, variable)) if value is not None and value.strip() else default
+
+    limits = Limits(
+        max_metrics=cap("abn_max_metrics", "ITER8_ABN_MAX_METRICS", max_metrics, Limits.max_metrics),
+        max_users=cap("abn_max_users", "ITER8_ABN_MAX_USERS", max_users, Limits.max_users),
+    )
+    token = None
+    if token_file is not None and token_file.strip():
+        token = read_token_file(token_file.strip(), name("abn_token_file", "ITER8_ABN_TOKEN_FILE"))
+    return {"abn_limits": limits, "abn_token": token}
+
+
 @controller.command("manifests")
 @click.option(
     "-n", "--namespace", default="iter8-system", show_default=True, help="Where the controller runs."
@@ -234,7 +289,15 @@ def serve(
     help="Watch every namespace: a ClusterRole instead of Roles.",
 )
 @click.option(
-    "--config", metavar="FILE", help="The same configuration file serve gets (extra resource types)."
+    "--network-policy/--no-network-policy",
+    default=True,
+    show_default=True,
+    help="End with a NetworkPolicy: the HTTP port open, the A/B/n port only to the watched namespaces.",
+)
+@click.option(
+    "--config",
+    metavar="FILE",
+    help="The same configuration file serve gets (extra resource types; templateKinds become writable).",
 )
 @click.option("--image", help="Container image (default: the project's image of this version).")
 @click.option("--http-port", type=int, default=8080, show_default=True, help="Port of the HTTP endpoints.")
@@ -258,6 +321,7 @@ def manifests_command(
     create_namespace: bool,
     watch_namespaces: tuple[str, ...],
     cluster_scoped: bool,
+    network_policy: bool,
     config: str | None,
     image: str | None,
     http_port: int,
@@ -285,12 +349,15 @@ def manifests_command(
                 "starting and ending with a letter or digit, at most 63 characters)"
             )
     settings = _settings(config)
+    routers = state.require_hooks().routers
     objects = manifests(
         _types(state, settings),
         namespace=namespace,
         watch_namespaces=watch_namespaces or DEFAULT_WATCH,
         cluster_scoped=cluster_scoped,
         create_namespace=create_namespace,
+        network_policy=network_policy,
+        routing_kinds={*routers.declared_kinds(), *settings.template_kinds},
         image=image or IMAGE,
         http_port=http_port,
         abn_port=abn_port,

@@ -27,6 +27,8 @@ from typing import Any
 from kubectl_iter8.errors import UsageError
 from kubectl_iter8.registry import ResourceType, RoutingKind
 
+from .abn.limits import Limits
+
 #: What the ``template`` router may write unless configured: the built-in routers' kinds.
 DEFAULT_TEMPLATE_KINDS: tuple[RoutingKind, ...] = (
     ("networking.istio.io", "VirtualService"),
@@ -84,8 +86,13 @@ class Settings:
     #: Port of the A/B/n gRPC service (None: not served; 0: any free port).
     abn_port: int | None = None
     abn_address: str = "127.0.0.1"
-    #: Where A/B/n metric values are kept: ``sqlite:<path>`` or ``redis://...`` (see abn.store).
-    abn_store: str = "sqlite:iter8-abn.sqlite"
+    #: Where A/B/n metric values are kept: ``sqlite:<path>`` or ``redis://...`` (see abn.store);
+    #: None: SQLite in the state folder (:func:`.abn.store.default_sqlite_file`).
+    abn_store: str | None = None
+    #: The A/B/n service's caps (metric names, user records per application).
+    abn_limits: Limits = field(default_factory=Limits)
+    #: The shared token A/B/n calls and reads must carry (None: none); never shown.
+    abn_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.leader_elect and self.renew_deadline >= self.lease_duration:
@@ -131,16 +138,15 @@ def load_config(path: str | Path, settings: Settings) -> Settings:
 
     :raises UsageError: naming the file and the key when the file is malformed.
     """
-    import yaml
-
+    from kubectl_iter8 import boundedyaml
     from kubectl_iter8.durations import parse_duration
 
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = boundedyaml.load(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise UsageError(f"--config: {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--config: {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except boundedyaml.BoundedYAMLError as exc:
+        raise UsageError(f"--config: {path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"--config: {path}: expected a mapping")
     known = {"resourceTypes", "defaultResync", "workers", "logFormat", "templateKinds"}

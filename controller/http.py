@@ -12,15 +12,29 @@ callables the manager passes), so they never block a reconcile.
   ``iter8_controller_applied_weight{namespace,routemap,version}``, ``iter8_controller_is_leader``,
   ``iter8_controller_writes_total{kind}``, ``iter8_controller_watch_restarts_total``, and the lines
   of every :attr:`Metrics.collectors` (the A/B/n service adds its own);
-* further routes the manager passes (the A/B/n read side): handlers of the query parameters.
+* further routes the manager passes (the A/B/n read side): handlers of the query parameters and
+  the request headers (a route checks its own authorization; the three above stay open).
+
+The port may face a network, so no client can hold the server: the request line and headers must
+arrive within :data:`HEAD_TIMEOUT` seconds in total (a half-sent request once kept a thread
+forever) and within :data:`MAX_HEAD` bytes; once read, every socket operation times out after
+:data:`IO_TIMEOUT`; at most :data:`MAX_CONNECTIONS` connections are served at once, and one beyond
+is answered 503 on the accepting thread, without a thread of its own. A client that goes away
+(reset, broken pipe, timeout) is one debug line, never a traceback: that is the client's business.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import io
 import logging
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,8 +43,18 @@ log = logging.getLogger("kubectl_iter8.controller")
 
 #: (status, body, content type)
 Response = tuple[int, str, str]
-#: A route's handler: the query parameters (the first value of each) -> the response.
-Route = Callable[[dict[str, str]], Response]
+#: A route's handler: (the query parameters, the request headers) -> the response. Only the first
+#: value of a query parameter is kept; header names are lower-case (the last of repeated ones kept).
+Route = Callable[[dict[str, str], dict[str, str]], Response]
+
+#: Seconds for a client to send its whole request line and headers.
+HEAD_TIMEOUT = 5.0
+#: Seconds any one read or write of a connection may wait once its head is read.
+IO_TIMEOUT = 10.0
+#: Bytes of request line and headers together (the stdlib alone allows 100 lines of 64 KiB).
+MAX_HEAD = 16 * 1024
+#: Connections served at once, each on its own thread.
+MAX_CONNECTIONS = 64
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -128,8 +152,129 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+class _HeadTooLarge(Exception):
+    """The request line and headers went beyond :data:`MAX_HEAD` bytes."""
+
+
+class _HeadReader:
+    """A connection's input, counting what ``readline`` returns against the head's byte budget.
+
+    The stdlib reads the request line and each header with ``readline`` and bodies with ``read``
+    (this server reads no body), so only ``readline`` is counted.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, budget: int) -> None:
+        self._raw = raw
+        self._budget = budget
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        cap = self._budget + 1 if limit is None or limit < 0 else min(limit, self._budget + 1)
+        line = self._raw.readline(cap)
+        self._budget -= len(line)
+        if self._budget < 0:
+            raise _HeadTooLarge()
+        return line
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._raw.read(size)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+
+def _quiet(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a client going away or stalling: nothing the server can fix."""
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+class _Server(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` with a cap on threads, a deadline for request heads, quiet disconnects."""
+
+    daemon_threads = True
+    # Connections wait here while the accepting thread is busy, rather than be refused by the kernel.
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int,
+        head_timeout: float,
+    ) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._head_timeout = head_timeout
+        self._lock = threading.Lock()
+        #: connections whose request head is still being read -> when to drop them
+        self._heads: dict[socket.socket, float] = {}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        with self._lock:
+            self._heads[request] = time.monotonic() + self._head_timeout
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done(request)
+
+    def _done(self, request: socket.socket) -> None:
+        self.head_read(request)
+        self._slots.release()
+
+    def head_read(self, request: socket.socket) -> None:
+        with self._lock:
+            self._heads.pop(request, None)
+
+    def service_actions(self) -> None:
+        # Called by serve_forever between polls (every 50 ms): one place watches every deadline, and
+        # a slow client cannot renew its own by sending a byte just before each read times out.
+        now = time.monotonic()
+        with self._lock:
+            overdue = [sock for sock, deadline in self._heads.items() if deadline <= now]
+            for sock in overdue:
+                del self._heads[sock]
+        for sock in overdue:
+            with contextlib.suppress(OSError):  # OSError: already gone
+                sock.shutdown(socket.SHUT_RDWR)  # its thread's read returns at once: an empty request
+
+    def _busy(self, request: socket.socket) -> None:
+        # On the accepting thread: a few bytes into a fresh socket's empty send buffer never block.
+        try:
+            request.setblocking(False)
+            body = b"too many connections\n"
+            request.send(
+                b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        peer = client_address[0] if isinstance(client_address, tuple) else client_address
+        if _quiet(exc):
+            log.debug("HTTP client %s went away: %s", peer, type(exc).__name__)
+        else:
+            log.error("HTTP request from %s failed", peer, exc_info=exc)
+
+
 class HTTPServer:
-    """Serves the three endpoints on a daemon thread."""
+    """Serves the three endpoints and the routes on a daemon thread, one thread per connection."""
 
     def __init__(
         self,
@@ -140,19 +285,46 @@ class HTTPServer:
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         routes: Mapping[str, Route] | None = None,
+        head_timeout: float = HEAD_TIMEOUT,
+        io_timeout: float = IO_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         table: dict[str, Route] = {
-            "/healthz": lambda _: (
+            "/healthz": lambda _q, _h: (
                 (200, "ok\n", "text/plain") if healthy() else (503, "unhealthy\n", "text/plain")
             ),
-            "/readyz": lambda _: (
+            "/readyz": lambda _q, _h: (
                 (200, "ok\n", "text/plain") if ready() else (503, "caches not synced\n", "text/plain")
             ),
-            "/metrics": lambda _: (200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
+            "/metrics": lambda _q, _h: (200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
             **(routes or {}),
         }
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = io_timeout
+
+            def setup(self) -> None:
+                super().setup()
+                self.rfile = _HeadReader(self.rfile, MAX_HEAD)  # type: ignore[assignment]
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except _HeadTooLarge:
+                    # What handle_one_request sets before its own errors, for send_error.
+                    self.requestline, self.request_version, self.command = "", "", ""
+                    self.close_connection = True
+                    self.send_error(
+                        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        f"request line and headers over {MAX_HEAD} bytes",
+                    )
+
+            def parse_request(self) -> bool:
+                try:
+                    return super().parse_request()
+                finally:
+                    server.head_read(self.connection)
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 route = table.get(url.path)
@@ -160,11 +332,14 @@ class HTTPServer:
                     self._send(404, "not found\n", "text/plain")
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
-                    self._send(*route(query))
+                    response = route(query, headers)
                 except Exception:
                     log.exception("GET %s failed", url.path)
-                    self._send(500, "internal error\n", "text/plain")
+                    response = (500, "internal error\n", "text/plain")
+                # Outside the try: a client gone while the answer is written is handle_error's.
+                self._send(*response)
 
             def _refuse(self) -> None:
                 self._send(405, "only GET is served\n", "text/plain", allow=True)
@@ -184,8 +359,8 @@ class HTTPServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds would drown the controller's own log
 
-        self._server = ThreadingHTTPServer((address, port), Handler)
-        self._server.daemon_threads = True
+        server = _Server((address, port), Handler, max_connections=max_connections, head_timeout=head_timeout)
+        self._server = server
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="iter8-http", daemon=True
         )

@@ -560,12 +560,20 @@ class Controller:
             meta = obj["metadata"]
             if up_to_date(live, obj):
                 continue
-            self._write(
-                f"apply {obj['kind']}/{meta['name']}",
-                functools.partial(
-                    self.kube.apply_server_side, gvr, obj, namespace, field_manager=FIELD_MANAGER
-                ),
-            )
+            # Creating, nothing is forced: should someone else create the object between the
+            # check above and this write, a field they set differently is a conflict, not a takeover.
+            write = functools.partial(
+                self.kube.apply_server_side,
+                gvr, obj, namespace, field_manager=FIELD_MANAGER, force=live is not None,
+            )  # fmt: skip
+            try:
+                self._write(f"apply {obj['kind']}/{meta['name']}", write)
+            except KubeConflictError as exc:
+                what = f"{kind_name(kind_of(obj))} {meta['name']!r}"
+                message = f"not written: {what} was created meanwhile by someone else ({exc})"
+                self._event(cm, "RoutingConflict", truncate(message, ERROR_LIMIT), warning=True)
+                self._write_status(cm, routemap, decided, None, message)
+                raise PermanentError(truncate(message, ERROR_LIMIT)) from None
             changed.append((gvr, obj["kind"], meta["name"]))
         if changed and not self._still_exists(cm):
             # The routemap was deleted while this reconcile ran: what it just wrote may have been

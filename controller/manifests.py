@@ -15,11 +15,16 @@ so adding a type to the configuration adds exactly the access it needs:
 * ConfigMaps: get, list, watch (routemaps), create, patch, delete (the status ConfigMaps, and one
   written by a reconcile that raced with its routemap's deletion);
 * Events: create, patch; Leases: get, create, update (leader election, in its own namespace);
-* the kinds the built-in routers declare they write (Istio VirtualServices, Gateway API
-  HTTPRoutes; also the ``template`` router's default ``templateKinds``) get get, create, patch,
-  delete (``route_resources`` for others). Nothing else is writable: the controller's rights are
-  what a routemap's author could borrow, and the controller itself refuses to touch an object it
-  did not create.
+* the kinds the routers declare they write (Istio VirtualServices, Gateway API HTTPRoutes) and the
+  configuration's ``templateKinds`` get get, create, patch, delete. Nothing else is writable: the
+  controller's rights are what a routemap's author could borrow, and the controller itself refuses
+  to touch an object it did not create. A kind's resource name is guessed as Kubernetes guesses it
+  (lower case, plural: ``DestinationRule`` -> ``destinationrules``).
+
+A NetworkPolicy (left out with ``network_policy=False``) admits traffic to the controller's pod on
+its two ports only: the HTTP port from anywhere (probes, Prometheus, dashboards; the A/B/n reads
+there take the shared token when one is set), the A/B/n gRPC port only from the watched namespaces
+(any namespace with ``--all-namespaces``), where the apps that call it run.
 
 The pod runs unprivileged under the "restricted" Pod Security Standard: not root, the runtime's
 default seccomp profile, no capabilities, a read-only root filesystem; ``HOME`` and ``TMPDIR`` are
@@ -34,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kubectl_iter8.registry import ResourceType
+from kubectl_iter8.registry import ResourceType, RoutingKind
 from kubectl_iter8.version import __version__
 
 NAME = "iter8-controller"
@@ -45,12 +50,24 @@ DEFAULT_WATCH = ("default",)
 UID = 1001
 #: HOME and TMPDIR: the only writable folder besides the A/B/n store's.
 SCRATCH_DIR = "/tmp"
-#: Kinds the built-in routers render: (API group, resource). InferenceServices are version
-#: resources (watched and patched for the finalizer), never written as routing objects.
-ROUTING_RESOURCES = (
-    ("networking.istio.io", "virtualservices"),
-    ("gateway.networking.k8s.io", "httproutes"),
+#: Kinds the built-in routers render. InferenceServices are version resources (watched and
+#: patched for the finalizer), never written as routing objects.
+ROUTING_KINDS: tuple[RoutingKind, ...] = (
+    ("networking.istio.io", "VirtualService"),
+    ("gateway.networking.k8s.io", "HTTPRoute"),
 )
+#: The label every namespace carries (Kubernetes sets it), for the NetworkPolicy's namespaces.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def guess_resource(kind: str) -> str:
+    """The resource (plural) of ``kind`` as Kubernetes guesses it without discovery."""
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return lower[:-1] + "ies"
+    return lower + "s"
 
 
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
@@ -121,6 +138,34 @@ def _rbac(
     return objects
 
 
+def _network_policy(
+    meta: dict[str, Any], watched: Sequence[str] | None, *, http_port: int, abn_port: int
+) -> dict[str, Any]:
+    """Ingress to the controller's pod: HTTP from anywhere, gRPC from the watched namespaces."""
+    ingress: list[dict[str, Any]] = [{"ports": [{"protocol": "TCP", "port": http_port}]}]
+    if abn_port:
+        selector: dict[str, Any] = (
+            {}
+            if watched is None
+            else {
+                "matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": list(watched)}]
+            }
+        )
+        ingress.append(
+            {"ports": [{"protocol": "TCP", "port": abn_port}], "from": [{"namespaceSelector": selector}]}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
 def manifests(
     types: Iterable[ResourceType],
     *,
@@ -128,17 +173,20 @@ def manifests(
     watch_namespaces: Sequence[str] = DEFAULT_WATCH,
     cluster_scoped: bool = False,
     create_namespace: bool = True,
+    network_policy: bool = True,
     image: str = IMAGE,
     http_port: int = 8080,
     abn_port: int = 50051,
     abn_store_secret: str | None = None,
-    route_resources: Sequence[tuple[str, str]] = ROUTING_RESOURCES,
+    routing_kinds: Iterable[RoutingKind] = ROUTING_KINDS,
 ) -> list[dict[str, Any]]:
     """The objects to ``kubectl apply``, in order.
 
     :param watch_namespaces: where the apps are (ignored with ``cluster_scoped``: every namespace).
+    :param routing_kinds: what the routers may write (the declared kinds and ``templateKinds``).
     """
     kinds = list(types)
+    route_resources = sorted({(group, guess_resource(kind)) for group, kind in routing_kinds})
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "iter8"}
     meta = {"name": NAME, "namespace": namespace, "labels": labels}
     watched = None if cluster_scoped else list(dict.fromkeys(watch_namespaces))
@@ -246,4 +294,5 @@ def manifests(
                 "ports": service_ports,
             },
         },
+        *([_network_policy(meta, watched, http_port=http_port, abn_port=abn_port)] if network_policy else []),
     ]

@@ -234,11 +234,12 @@ def _write_weights(
     """
     import yaml
 
+    from kubectl_iter8 import boundedyaml
     from kubectl_iter8.kube import CONFIGMAPS
     from kubectl_iter8.routemap import SPEC_KEY, WEIGHT_ANNOTATION, annotated_weight, parse_routemap
 
     def mutate(cm: Obj) -> Obj:
-        spec = yaml.safe_load(cm["data"][SPEC_KEY])
+        spec = boundedyaml.load(cm["data"][SPEC_KEY])
         versions = spec["versions"]
         if [v.get("name") or v["resources"][0]["name"] for v in versions] != expect:
             raise Iter8Error(f'routemap "{name}" changed while the command ran; run it again')
@@ -315,14 +316,14 @@ def _parse_version(text: str) -> dict[str, Any]:
 
 
 def _parse_assignment(text: str, flag: str) -> tuple[str, Any]:
-    import yaml
+    from kubectl_iter8 import boundedyaml
 
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"{flag} {text!r}: expected KEY=VALUE")
     try:
-        return key, yaml.safe_load(value)
-    except yaml.YAMLError:
+        return key, boundedyaml.load(value)
+    except boundedyaml.BoundedYAMLError:
         raise UsageError(f"{flag} {text!r}: the value is not valid YAML") from None
 
 

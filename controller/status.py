@@ -27,24 +27,20 @@ def status_name(routemap_name: str) -> str:
     return routemap_name + STATUS_SUFFIX
 
 
-def _loader(yaml: Any) -> Any:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _dumper(yaml: Any) -> Any:
     return getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def read_status(live: Obj | None) -> dict[str, Any]:
     """The status stored in a live status ConfigMap (empty when absent or unreadable)."""
-    import yaml
+    from kubectl_iter8 import boundedyaml
 
     if live is None:
         return {}
     try:
-        # libyaml when present: a resync parses one status per routemap, and pure Python is slow.
-        status = yaml.load((live.get("data") or {}).get("status") or "", Loader=_loader(yaml))
-    except yaml.YAMLError:
+        # Bounded: anyone who may edit routemaps may edit this ConfigMap too.
+        status = boundedyaml.load((live.get("data") or {}).get("status") or "")
+    except boundedyaml.BoundedYAMLError:
         return {}
     return status if isinstance(status, dict) else {}
 

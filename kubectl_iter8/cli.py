@@ -71,9 +71,18 @@ def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
     return cli
 
 
+#: What an error may print: a message quoting a user's value must not become the value itself.
+MAX_ERROR_LINES = 20
+MAX_ERROR_LINE = 400
+
+
 def _print_error(error: Iter8Error) -> None:
-    for line in str(error).splitlines() or [type(error).__name__]:
-        click.echo(f"error: {line}", err=True)
+    lines = str(error).splitlines() or [type(error).__name__]
+    for line in lines[:MAX_ERROR_LINES]:
+        cut = line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 15] + "... (truncated)"
+        click.echo(f"error: {cut}", err=True)
+    if len(lines) > MAX_ERROR_LINES:
+        click.echo(f"error: ... and {len(lines) - MAX_ERROR_LINES} more problems", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,8 +20,7 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from . import boundedyaml
 from .deadline import job_deadline
 from .errors import KubeNotFoundError, StorageError, UsageError
 from .experiment import Experiment, PreparedTask, stored_experiment
@@ -114,8 +113,8 @@ def experiment_of(secret: dict[str, Any], source: str) -> Experiment:
     if data is None:
         raise StorageError(f"{source} holds no {SECRET_KEY}")
     try:
-        doc = yaml.safe_load(base64.b64decode(data))
-    except (ValueError, yaml.YAMLError) as exc:
+        doc = boundedyaml.load(base64.b64decode(data).decode("utf-8"), boundedyaml.STORED_LIMITS)
+    except (ValueError, boundedyaml.BoundedYAMLError) as exc:
         raise StorageError(f"{source}: {SECRET_KEY} is not valid YAML: {str(exc).splitlines()[0]}") from None
     return stored_experiment(doc, source)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidExperimentError, StorageError
-from .expressions import Expression, ExpressionError
+from .expressions import Expression, ExpressionError, short
 from .result import Result
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
         elif kind in {"duration", "value_error", "command"}:
             message = error["msg"].removeprefix("Value error, ")
         else:
-            message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error['input']!r})"
+            message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {short(error['input'])})"
         lines.append(f"{prefix}{where}: {message}" if where else f"{prefix}{message}")
     return lines
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,9 +38,15 @@ def cut(text: str) -> str:
     return text if len(text) <= QUOTE else f"{text[: QUOTE - 3]}..."
 
 
-def short(value: str) -> str:
-    """``value`` quoted and cut to :data:`QUOTE` characters, for messages."""
-    return cut(repr(value))
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = QUOTE
+_REPR.maxlevel = 3
+
+
+def short(value: Any) -> str:
+    """``value`` quoted and cut to :data:`QUOTE` characters, for messages (never rendered whole:
+    ``reprlib`` stops at a few items per level, so a large value costs no more than a small one)."""
+    return cut(_REPR.repr(value))
 
 
 _OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {
@@ -170,7 +177,10 @@ class Expression:
                         return result
                 return result
             case ast.UnaryOp(op=op, operand=operand):
-                return _OPERATORS[type(op)](self._eval(operand, names))
+                try:
+                    return _OPERATORS[type(op)](self._eval(operand, names))
+                except TypeError as exc:
+                    raise ExpressionError(f"{cut(ast.unparse(node))}: {cut(str(exc))}") from None
             case ast.BinOp(left=left, op=op, right=right):
                 return self._apply(op, self._eval(left, names), self._eval(right, names), node)
             case ast.Compare(left=left, ops=ops, comparators=comparators):

@@ -383,15 +383,22 @@ class Kube:
         return WatchStream(response.response)
 
     def apply_server_side(
-        self, gvr: GVR, obj: dict[str, Any], namespace: str | None = None, *, field_manager: str
+        self,
+        gvr: GVR,
+        obj: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        field_manager: str,
+        force: bool = True,
     ) -> dict[str, Any]:
-        """Server-side apply ``obj`` as ``field_manager``, taking over fields others own (force)."""
+        """Server-side apply ``obj`` as ``field_manager``; with ``force``, taking over fields others
+        own, else a field another manager set to another value is a :class:`KubeConflictError`."""
         ns = self._ns(gvr, namespace)
         name = obj["metadata"]["name"]
         result: dict[str, Any] = self.request(
             "PATCH",
             gvr.path(ns, name),
-            query={"fieldManager": field_manager, "force": "true"},
+            query={"fieldManager": field_manager, "force": "true" if force else "false"},
             body=obj,
             content_type=PATCH_TYPES["apply"],
             what=_what(gvr, name, ns),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from . import boundedyaml
 from .errors import StorageError, UsageError
 from .experiment import Experiment, stored_experiment
 
@@ -95,9 +96,9 @@ class LocalStore:
         except (OSError, UnicodeDecodeError) as exc:
             raise StorageError(f"cannot read {self.path}: {exc}") from None
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise StorageError(f"{self.path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            doc = boundedyaml.load(text, boundedyaml.STORED_LIMITS)
+        except boundedyaml.BoundedYAMLError as exc:
+            raise StorageError(f"{self.path} is not valid YAML: {exc}") from None
         return stored_experiment(doc, str(self.path))
 
     def save(self, experiment: Experiment) -> None:

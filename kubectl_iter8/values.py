@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from . import boundedyaml
 from .errors import InvalidExperimentError, UsageError
 from .experiment import Experiment, experiment_from_document, format_loc
 
@@ -180,12 +179,10 @@ def read_yaml(path: str) -> dict[str, Any]:
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
     """Parse a YAML mapping (empty text is an empty mapping) with one-line errors."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{source}: invalid YAML{where}: {problem}") from None
+        doc = boundedyaml.load(text, boundedyaml.INPUT_LIMITS)
+    except boundedyaml.BoundedYAMLError as exc:
+        where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
+        raise UsageError(f"{source}: invalid YAML{where}: {exc.problem}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

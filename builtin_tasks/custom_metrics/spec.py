@@ -42,6 +42,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kubectl_iter8 import boundedyaml
 from kubectl_iter8.experiment import validation_problems
 
 BUILTIN_PROVIDERS = ("istio-prom", "prometheus")
@@ -208,11 +209,9 @@ def render(template: str, context: dict[str, Any]) -> str:
 def parse(text: str) -> ProviderSpec:
     """The rendered YAML as a :class:`ProviderSpec`; problems name the field."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SpecError(f"the rendered spec is not YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        doc = boundedyaml.load(text, boundedyaml.INPUT_LIMITS)
+    except boundedyaml.BoundedYAMLError as exc:
+        raise SpecError(f"the rendered spec is not YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise SpecError("the rendered spec is not a mapping with url and metrics")
     try:

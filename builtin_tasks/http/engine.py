@@ -20,10 +20,12 @@ Two load models:
   left is recorded in a second histogram (``lag``). After a stall the backlog goes out at once,
   as fast as the connections allow.
 
-Counting: a run of ``numRequests`` issues exactly that many requests; each ends with a response or
+Counting: a run of ``numRequests`` issues exactly that many requests, and nothing else: no
+unrecorded warm-up request, so the server sees the same number as the result records (and fewer
+requests than connections leaves some connections unused). Each request ends with a response or
 with an error reason (refused, reset, timeout, ...). A failed connection attempt consumes one
 request (in the open loop, one that is due) and is retried after :data:`RETRY_DELAY`. Errors never
-escape the engine; only a failed pre-flight (see :meth:`LoadEngine.run`) does.
+escape the engine; only a failed initial check (see :meth:`LoadEngine.run`) does.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ _FOREVER = 2**62
 
 
 class InitialError(Exception):
-    """The pre-flight request on a connection failed and initial errors are not allowed."""
+    """A connection could not be opened, or the first response on it was an error, and initial
+    errors are not allowed."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ class LoadPlan:
     #: Exactly this many requests, when set; else ``duration``.
     num_requests: int | None = None
     duration: float | None = None
-    #: Send one unrecorded request on every connection first; fail on its error unless allowed.
-    preflight: bool = True
+    #: Go on when a connection cannot be opened or its first response is an error (else the run
+    #: fails with :class:`InitialError`).
     allow_initial_errors: bool = False
     #: Offset of this process's open-loop schedule, when several processes share one rate.
     phase: float = 0.0
@@ -112,12 +115,10 @@ class _Connection(asyncio.Protocol):
         #: When it actually left (ns), for timeouts.
         self.sent = 0
         self.busy = False
-        #: Set while the pre-flight request is in flight.
-        self.waiter: asyncio.Future[int] | None = None
-        #: Why we closed it ourselves (timeout, bad response); None when the peer did.
+        #: Its first response (a recorded request) still decides whether the run may go on.
+        self.checking = False
+        #: Why it closed: set by us before we close it (timeout, bad response), else when it is lost.
         self.reason: str | None = None
-        #: Closed by us after a ``Connection: close`` response: not an error.
-        self.retired = False
         #: Part of the measured run (a replacement is opened when it closes).
         self.in_service = False
         self.closed: asyncio.Future[None] = engine.loop.create_future()
@@ -136,15 +137,17 @@ class _Connection(asyncio.Protocol):
         # the latency, count the status, and send the next request from inside the callback.
         now = _now()
         engine = self.engine
-        if self.waiter is not None:
-            engine.complete_preflight(self)
-            return
         engine.record((now - self.start) // 1000)
         parser = self.parser
         status = parser.get_status_code()
         statuses = engine.statuses
         statuses[status] = statuses.get(status, 0) + 1
         engine.completed += 1
+        if self.checking:
+            self.checking = False
+            if engine.target.is_error(status):
+                engine.fail_initial(f"HTTP status {status}")
+                return
         transport = self.transport
         if (
             engine.fast
@@ -223,6 +226,8 @@ class LoadEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
         self._stopped = False
+        #: Why the initial check failed, once it has.
+        self._initial_error: str | None = None
         self._done: asyncio.Future[None] = self.loop.create_future()
         self._next = self._next_open if self.open_loop else self._next_closed
 
@@ -231,12 +236,14 @@ class LoadEngine:
     async def run(self, before_start: Callable[[], Awaitable[None]] | None = None) -> RunStats:
         """Open the connections, run the load, close everything; return what was measured.
 
-        Pre-flight (Fortio's warm-up call): every connection first sends one request that is not
-        recorded. If one fails (no response, or an error status) and ``allow_initial_errors`` is
-        false, :class:`InitialError` is raised and nothing is measured; otherwise the failed
-        connections are dropped and re-opened during the run like any other.
+        Initial check (what Fortio's warm-up call was for, without its extra request): every
+        connection is opened before the run, and the first response on each is checked. That
+        response belongs to the run, recorded, counted and scheduled like any other. If a
+        connection cannot be opened, or its first request gets no response or an error status, and
+        ``allow_initial_errors`` is false, the run stops at once and :class:`InitialError` is
+        raised; otherwise failed connections are re-opened during the run like any other.
 
-        ``before_start`` is awaited between the pre-flight and the first measured request (worker
+        ``before_start`` is awaited between opening the connections and the first request (worker
         processes wait there for each other, so that they all start together).
         """
         housekeeping = self.loop.create_task(self._housekeeping())
@@ -252,13 +259,25 @@ class LoadEngine:
             self.cap = self.limit if self.limit is not None else _FOREVER
             self.fast_deadline = self.deadline if self.limit is None else _FOREVER
             self.fast = not self.open_loop
+            check = not self.plan.allow_initial_errors
             for _ in range(self.plan.connections - len(ready)):
                 self._spawn_reconnect()
             for conn in ready:
+                if conn.transport is None:
+                    # Closed before its first request: a TLS 1.3 server refusing the client
+                    # certificate does that just after the handshake. Its first request would fail.
+                    if check:
+                        self.fail_initial(conn.reason or "connection closed by server")
+                        break
+                    self._spawn_reconnect()
+                    continue
                 conn.in_service = True
+                conn.checking = check
                 self._next(conn, self.t0)
             self._check_done()
             await self._done
+            if self._initial_error is not None:
+                raise InitialError(self._initial_error)
             self._stats.elapsed = (_now() - self.t0) / 1e9
         finally:
             self._running = self.fast = False
@@ -281,16 +300,13 @@ class LoadEngine:
 
     async def _open_all(self) -> list[_Connection]:
         results = await asyncio.gather(
-            *(self._open(preflight=self.plan.preflight) for _ in range(self.plan.connections)),
-            return_exceptions=True,
+            *(self._open() for _ in range(self.plan.connections)), return_exceptions=True
         )
         ready: list[_Connection] = []
         problems: list[str] = []
         for result in results:
             if isinstance(result, _Connection):
                 ready.append(result)
-            elif isinstance(result, InitialError):
-                problems.append(str(result))
             elif isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
@@ -301,8 +317,8 @@ class LoadEngine:
             raise InitialError(problems[0])
         return ready
 
-    async def _open(self, *, preflight: bool = False) -> _Connection:
-        """Open one connection (and send the pre-flight request on it, when asked)."""
+    async def _open(self) -> _Connection:
+        """Open one connection (TCP, and TLS when asked); nothing is sent yet."""
         target = self.target
         _, protocol = await asyncio.wait_for(
             self.loop.create_connection(
@@ -314,28 +330,8 @@ class LoadEngine:
             ),
             self.target.timeout,
         )
-        conn = protocol
-        self._connections.add(conn)
-        if not preflight:
-            return conn
-        conn.waiter = self.loop.create_future()
-        assert conn.transport is not None
-        conn.sent = _now()
-        conn.transport.write(self.request)
-        try:
-            status = await asyncio.wait_for(conn.waiter, self.target.timeout)
-        except BaseException:
-            self._close(conn)
-            raise
-        finally:
-            conn.waiter = None
-        if self.target.is_error(status):
-            self._close(conn)
-            raise InitialError(f"HTTP status {status}")
-        if conn.retired or conn.transport is None:
-            # The server closes after every response: fine, but this connection is spent.
-            return await self._open()
-        return conn
+        self._connections.add(protocol)
+        return protocol
 
     # ---- sending -------------------------------------------------------------------------
 
@@ -396,13 +392,14 @@ class LoadEngine:
 
     # ---- receiving -----------------------------------------------------------------------
 
-    def complete_preflight(self, conn: _Connection) -> None:
-        """The pre-flight response is in: not recorded, only handed to the waiting opener."""
-        parser = conn.parser
-        if conn.waiter is not None and not conn.waiter.done():
-            conn.waiter.set_result(parser.get_status_code())
-        if not parser.should_keep_alive():
-            self._retire(conn)
+    def fail_initial(self, reason: str) -> None:
+        """A connection's first request failed and initial errors are not allowed: end the run now,
+        sending nothing more; :meth:`run` raises :class:`InitialError` with ``reason``."""
+        if self._initial_error is None:
+            self._initial_error = reason
+        self._running = self.fast = False
+        if not self._done.done():
+            self._done.set_result(None)
 
     def after_response(self, conn: _Connection, now: int, keep_alive: bool) -> None:
         """A recorded response is in and the fast path did not send the next request."""
@@ -411,7 +408,7 @@ class LoadEngine:
         if keep_alive:
             self._next(conn, now)
         else:
-            self._retire(conn)
+            self._close(conn)  # ``Connection: close``: not busy, so no error; a new one is opened
 
     def abort(self, conn: _Connection, reason: str) -> None:
         """Drop ``conn`` with ``reason`` (counted as the error of the request in flight)."""
@@ -424,13 +421,14 @@ class LoadEngine:
         self._connections.discard(conn)
         with contextlib.suppress(ValueError):
             self._idle.remove(conn)
-        reason = conn.reason or describe_error(exc)
-        if conn.waiter is not None and not conn.waiter.done():
-            conn.waiter.set_exception(InitialError(reason))
+        reason = conn.reason = conn.reason or describe_error(exc)
         if conn.busy:
             conn.busy = False
             self.inflight -= 1
             self._count_error(reason)
+            if conn.checking and self._running:
+                self.fail_initial(reason)
+                return
         if self._running and conn.in_service:
             self._spawn_reconnect()
         self._check_done()
@@ -444,10 +442,6 @@ class LoadEngine:
         self._errors[reason] = self._errors.get(reason, 0) + 1
         self.completed += 1
         self.failed += 1
-
-    def _retire(self, conn: _Connection) -> None:
-        conn.retired = True
-        self._close(conn)
 
     def _close(self, conn: _Connection) -> None:
         if conn.transport is not None:

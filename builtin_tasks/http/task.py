@@ -14,11 +14,17 @@ Semantics, following Iter8 where it had any:
 
 * Endpoints run one after the other, each with the whole load; metrics are ``http/...`` for a
   single URL and ``http-<endpoint>/...`` for named endpoints (then ``url`` is only a default).
-* Every connection first sends one unrecorded request (Fortio's warm-up call). If one fails (no
-  response, or an error status) and ``allowInitialErrors`` is false, the endpoint fails: with a
-  single URL the task fails; among endpoints the failing one is logged and recorded, the others
-  still run, and the task fails only if all of them do. With ``allowInitialErrors: true`` the run
-  goes ahead and whatever fails is counted (a dead target then yields error-rate 1).
+* ``numRequests: N`` sends exactly N requests, whatever the connections and workers: the server
+  sees N and the result records N (nothing unrecorded is sent; with fewer requests than
+  connections some connections stay unused).
+* Initial errors: every connection is opened before the load starts, and the first response on
+  each is checked (Fortio's warm-up call checked the same, with an extra unrecorded request; here
+  it is one of the N, recorded and scheduled like the others). If a connection cannot be opened,
+  or its first request gets no response or an error status, and ``allowInitialErrors`` is false,
+  the endpoint fails: with a single URL the task fails; among endpoints the failing one is logged
+  and recorded, the others still run, and the task fails only if all of them do. With
+  ``allowInitialErrors: true`` the run goes ahead and whatever fails is counted (a dead target
+  then yields error-rate 1).
 * ``warmup: true`` runs the load and keeps no metrics (Iter8: results thrown away); the record
   still says what happened.
 * Connection errors, timeouts and resets during the run are counted with their reason and never

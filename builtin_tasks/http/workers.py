@@ -3,11 +3,12 @@
 One Python process drives about one core; ``workers: N`` (``0`` = one per core) splits the
 connections, the request count and the rate across N processes. Each worker runs the same engine
 on its own event loop; in the open loop worker *k* of *N* takes every N-th slot of the global
-schedule (phase ``k / qps``), so together they send the uniform schedule one process would. The
-workers open their connections and pass the pre-flight, then wait at a barrier so the measured run
-starts at the same moment everywhere. Each returns its :class:`~.stats.RunStats` in wire form
-(encoded HDR histograms); adding the decoded histograms gives exactly the histogram of the whole
-run.
+schedule (phase ``k / qps``), so together they send the uniform schedule one process would, and
+their request counts add up to exactly ``numRequests``. The workers open their connections, then
+wait at a barrier so the run starts at the same moment everywhere. When one worker's initial check
+fails (see :meth:`.engine.LoadEngine.run`) the others stop too: the run is void. Each returns its
+:class:`~.stats.RunStats` in wire form (encoded HDR histograms); adding the decoded histograms
+gives exactly the histogram of the whole run.
 
 Processes are started with the ``spawn`` method: safe whatever threads the parent runs, and the
 same on every platform. The pool exists only while a run with ``workers != 1`` lasts; the
@@ -29,7 +30,7 @@ from .engine import InitialError, LoadPlan
 from .stats import RunStats
 from .target import Target
 
-#: How long workers may take to start and pass the pre-flight, in seconds.
+#: How long workers may take to start and open their connections, in seconds.
 START_TIMEOUT = 60.0
 #: Seconds between two updates of a worker's progress counters.
 PROGRESS_PERIOD = 0.1
@@ -83,12 +84,13 @@ def run_parallel(
 
     :param on_counts: called once with a function returning ``(done, errors)`` over all workers,
         for a progress display.
-    :raises InitialError: when a worker's pre-flight failed and initial errors are not allowed.
+    :raises InitialError: when a worker's initial check failed and initial errors are not allowed.
     """
     plans = split(plan, workers)
     context = multiprocessing.get_context("spawn")
     counters = context.Array("q", 2 * len(plans), lock=False)
     barrier = context.Barrier(len(plans))
+    void = context.Event()
     results: multiprocessing.Queue[tuple[int, str, Any]] = context.Queue()
     if on_counts is not None:
 
@@ -100,7 +102,7 @@ def run_parallel(
     processes = [
         context.Process(
             target=worker_main,
-            args=(k, target, part, barrier, results, counters),
+            args=(k, target, part, barrier, void, results, counters),
             name=f"iter8-http-worker-{k}",
             daemon=True,
         )
@@ -156,10 +158,15 @@ def worker_main(
     target: Target,
     plan: LoadPlan,
     barrier: Any,
+    void: Any,
     results: multiprocessing.Queue[tuple[int, str, Any]],
     counters: Any,
 ) -> None:
-    """The body of one worker process: run the engine, report through ``results``."""
+    """The body of one worker process: run the engine, report through ``results``.
+
+    ``void`` is set by a worker whose initial check failed; the others then stop early instead of
+    running a load (perhaps a long ``duration``) whose result will be thrown away.
+    """
     import asyncio
 
     from kubectl_iter8.aio import run_async
@@ -173,6 +180,8 @@ def worker_main(
             while True:
                 counters[2 * index] = engine.completed
                 counters[2 * index + 1] = engine.errors_so_far()
+                if void.is_set():
+                    engine.stop()
                 await asyncio.sleep(PROGRESS_PERIOD)
 
         async def wait_for_others() -> None:
@@ -189,6 +198,7 @@ def worker_main(
     try:
         stats = run_async(main())
     except InitialError as exc:
+        void.set()
         barrier.abort()
         results.put((index, "initial", str(exc)))
     except BrokenBarrierError:

@@ -6,17 +6,15 @@ megabytes, kept across restarts. Bytes are counted in UTF-8 (what the store and 
 
 Per application, the number of metric names is capped (:attr:`Limits.max_metrics`) and the user
 records kept from Lookup are capped (:attr:`Limits.max_users`, the least recently seen evicted).
-Versions need no cap: they come from the routemap, not from the caller. Both caps come from
-``$ITER8_ABN_MAX_METRICS`` and ``$ITER8_ABN_MAX_USERS`` (:meth:`Limits.from_env`).
+Versions need no cap: they come from the routemap, not from the caller. ``controller serve`` sets
+both caps (``--abn-max-metrics``, ``--abn-max-users``, checked by :func:`positive`).
 
-:func:`read_token` reads the shared token the gRPC calls must carry, from ``$ITER8_ABN_TOKEN_FILE``
-(a file, so that the token is mounted from a Secret and never on a command line or in a log).
+:func:`read_token_file` reads the shared token the calls must carry from a file (``--abn-token-file``),
+so that the token is mounted from a Secret and never on a command line or in a log.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubectl_iter8.errors import UsageError
@@ -59,47 +57,32 @@ class Limits:
     #: User records (from Lookup) kept per application; the least recently seen go first.
     max_users: int = DEFAULT_MAX_USERS
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
-        """The caps in ``$ITER8_ABN_MAX_METRICS`` / ``$ITER8_ABN_MAX_USERS`` (defaults when unset).
 
-        :raises UsageError: naming the variable when its value is not a positive integer.
-        """
-        env = os.environ if env is None else env
+def positive(text: str, name: str) -> int:
+    """``text`` as a positive integer.
 
-        def read(name: str, default: int) -> int:
-            text = env.get(name, "").strip()
-            if not text:
-                return default
-            if not (text.isascii() and text.isdigit()) or int(text) < 1:
-                raise UsageError(f"${name}: expected a positive integer, not {quote(text)}")
-            return int(text)
-
-        return cls(
-            max_metrics=read("ITER8_ABN_MAX_METRICS", DEFAULT_MAX_METRICS),
-            max_users=read("ITER8_ABN_MAX_USERS", DEFAULT_MAX_USERS),
-        )
-
-
-def read_token(env: Mapping[str, str] | None = None) -> str | None:
-    """The token in the file ``$ITER8_ABN_TOKEN_FILE`` names (surrounding whitespace removed), or
-    None when the variable is unset.
-
-    :raises UsageError: naming the variable and the file (never its content) when the file cannot be
-        read, is empty, or holds more than one line.
+    :raises UsageError: naming ``name`` (a flag or ``$VARIABLE``) when it is not one.
     """
-    env = os.environ if env is None else env
-    path = env.get("ITER8_ABN_TOKEN_FILE", "").strip()
-    if not path:
-        return None
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise UsageError(f"{name}: expected a positive integer, not {quote(text)}")
+    return int(text)
+
+
+def read_token_file(path: str, name: str) -> str:
+    """The token in the file ``path`` (surrounding whitespace removed).
+
+    :raises UsageError: naming ``name`` (a flag or ``$VARIABLE``) and the file (never its content)
+        when the file cannot be read, is empty, or holds more than one line.
+    """
     try:
         with open(path, encoding="utf-8") as file:
             token = file.read(4097).strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"$ITER8_ABN_TOKEN_FILE: {path}: cannot read: {reason}") from None
+        raise UsageError(f"{name}: {path}: cannot read: {reason}") from None
     if not token:
-        raise UsageError(f"$ITER8_ABN_TOKEN_FILE: {path}: empty")
+        raise UsageError(f"{name}: {path}: empty")
     if len(token) > 4096 or not (token.isascii() and token.isprintable()):
-        raise UsageError(f"$ITER8_ABN_TOKEN_FILE: {path}: expected one line of printable ASCII, at most 4096")
+        raise UsageError(f"{name}: {path}: expected one line of printable ASCII, at most 4096")
     return token

@@ -15,11 +15,15 @@ that one application's keys share a cluster slot::
     iter8:abn:{APP}:agg:VERSION:METRIC     hash: running statistics (:mod:`.aggregates`)
     iter8:abn:{APP}:sums:VERSION:METRIC    sorted set: each writer's sum
     iter8:abn:{APP}:aggregated             set once the aggregates hold every value of the list
+    iter8:abn:{APP}:recent:VERSION:METRIC  list: the latest WINDOW rows of that series (as in values)
+    iter8:abn:{APP}:windowed               set once the recent lists hold the tail of every series
 
 The aggregates are updated by the same Lua script that appends a value, with the arithmetic of
 :class:`~.aggregates.Running` (Lua numbers are doubles, written back with 17 digits, so both
 backends give the same numbers). Data written before the aggregates existed is aggregated by the
-first script that finds ``aggregated`` missing, from the list, atomically.
+first script that finds ``aggregated`` missing, from the list, atomically; likewise the recent
+lists (:meth:`RedisStore.recent`, what the dashboard and ``/abnValues`` read) are filled from the
+list by the first script that finds ``windowed`` missing.
 
 Beyond ``max_users`` members of ``users-seen``, the least recently seen are removed from it and from
 their ``users:VERSION`` set (users recorded by versions before ``users-seen`` existed are kept).
@@ -50,17 +54,32 @@ from kubectl_iter8.errors import UsageError
 
 from .aggregates import Running, over_users
 from .limits import DEFAULT_MAX_USERS
-from .store import RedisAddress, StoreClosedError, Values, finite, new_transaction
+from .store import (
+    WINDOW,
+    Recent,
+    RecentValues,
+    RedisAddress,
+    StoreClosedError,
+    Values,
+    finite,
+    new_transaction,
+)
 from .summary import Summary, VersionSummary
 
 log = logging.getLogger(__name__)
 
 APPS = "iter8:abn:apps"
 
-# KEYS: values list, marker. ARGV: key prefix "iter8:abn:{APP}:". Defines add(version, metric, user, value).
+# KEYS: values list, marker. ARGV: key prefix "iter8:abn:{APP}:". Defines add(version, metric, user,
+# value) and remember(version, metric, row); brings the aggregates and the recent lists up to date.
 _AGGREGATE = """
 local prefix = ARGV[1]
 local function f(x) return string.format('%.17g', x) end
+local function remember(version, metric, row)
+  local recent = prefix .. 'recent:' .. tostring(version) .. ':' .. metric
+  redis.call('RPUSH', recent, row)
+  redis.call('LTRIM', recent, -WINDOW, -1)
+end
 local function add(version, metric, user, value)
   local series = tostring(version) .. ':' .. metric
   local agg = prefix .. 'agg:' .. series
@@ -94,15 +113,19 @@ local function add(version, metric, user, value)
   redis.call('HSET', agg, 'n', n, 'mean', f(mean), 'm2', f(m2), 'min', f(lo), 'max', f(hi),
              'wn', wn, 'wmean', f(wmean), 'wm2', f(wm2))
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
+local aggregate = redis.call('EXISTS', KEYS[2]) == 0
+local fill = redis.call('EXISTS', prefix .. 'windowed') == 0
+if aggregate or fill then
   local rows = redis.call('LRANGE', KEYS[1], 0, -1)
   for _, data in ipairs(rows) do
     local row = cjson.decode(data)
-    add(row[1], row[2], row[3], tonumber(row[5]))
+    if aggregate then add(row[1], row[2], row[3], tonumber(row[5])) end
+    if fill then remember(row[1], row[2], data) end
   end
   redis.call('SET', KEYS[2], '1')
+  redis.call('SET', prefix .. 'windowed', '1')
 end
-"""
+""".replace("WINDOW", str(WINDOW))
 
 # KEYS: values list, marker, txns set. ARGV: prefix, txn, row, version, metric, user, value.
 # Appends the row and updates the aggregates unless the txn is already stored.
@@ -112,6 +135,7 @@ _WRITE = (
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('RPUSH', KEYS[1], ARGV[3])
   add(tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]))
+  remember(tonumber(ARGV[4]), ARGV[5], ARGV[3])
   return 1
 end
 return 0
@@ -237,11 +261,15 @@ class RedisStore:
                     )
             pipe.execute()
 
+    def _up_to_date(self, client: redis.Redis, application: str) -> None:
+        """Aggregate and fill the recent lists of data written before they existed (once)."""
+        markers = _key(application, "aggregated"), _key(application, "windowed")
+        if client.exists(*markers) < len(markers):
+            client.eval(_AGGREGATE, 2, _key(application, "values"), markers[0], _key(application, ""))
+
     def summary(self, application: str) -> Summary:
         client = self._open()
-        prefix = _key(application, "")
-        if not client.exists(_key(application, "aggregated")):
-            client.eval(_AGGREGATE, 2, _key(application, "values"), _key(application, "aggregated"), prefix)
+        self._up_to_date(client, application)
         series = sorted(_text(s) for s in client.smembers(_key(application, "series")))
         pipe = client.pipeline(transaction=False)
         for name in series:
@@ -265,6 +293,38 @@ class RedisStore:
                 Running(int(n), mean, m2, low, high).stats(),
                 over_users(writers, int(assigned) - int(writing)),
             )
+        return {metric: dict(sorted(versions.items())) for metric, versions in sorted(out.items())}
+
+    def recent(self, application: str, limit: int = WINDOW) -> RecentValues:
+        limit = max(1, min(limit, WINDOW))
+        client = self._open()
+        self._up_to_date(client, application)
+        series = sorted(_text(s) for s in client.smembers(_key(application, "series")))
+        pipe = client.pipeline(transaction=False)
+        for name in series:
+            pipe.lrange(_key(application, f"recent:{name}"), -limit, -1)
+            pipe.zcard(_key(application, f"sums:{name}"))
+        answers: list[Any] = pipe.execute()
+        rows = {
+            name: ([json.loads(data) for data in answers[2 * i]], int(answers[2 * i + 1]))
+            for i, name in enumerate(series)
+        }
+        users = {name: list(dict.fromkeys(row[2] for row in tail)) for name, (tail, _) in rows.items()}
+        pipe = client.pipeline(transaction=False)
+        for name in series:
+            for start in range(0, len(users[name]), _USERS_PER_COMMAND):
+                pipe.zmscore(
+                    _key(application, f"sums:{name}"), users[name][start : start + _USERS_PER_COMMAND]
+                )
+        scores: list[Any] = [score for chunk in pipe.execute() for score in chunk]
+        out: RecentValues = {}
+        position = 0
+        for name in series:
+            tail, writers = rows[name]
+            sums = [float(x) for x in scores[position : position + len(users[name])]]
+            position += len(users[name])
+            version, _, metric = name.partition(":")
+            out.setdefault(metric, {})[int(version)] = Recent([float(row[4]) for row in tail], sums, writers)
         return {metric: dict(sorted(versions.items())) for metric, versions in sorted(out.items())}
 
     def metric_names(self, application: str) -> set[str]:

@@ -8,6 +8,8 @@ transaction, the running statistics of its (application, metric, version) (``ser
 :mod:`.aggregates`) and its writer's sum (``user_sums``, indexed by sum for the least and
 greatest), which :meth:`SqliteStore.summary` reads without touching the values. A file from an
 earlier version gets its aggregates computed from its values once, when opened.
+:meth:`SqliteStore.recent` reads the latest values of a series backwards along the index on
+(application, metric, version), whose entries end with the rowid: it stops after ``limit`` rows.
 
 :meth:`SqliteStore.write` commits before it returns, with
 ``synchronous=FULL`` in WAL mode, so a write the service has acknowledged survives a crash of the
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from .aggregates import Running, over_users
 from .limits import DEFAULT_MAX_USERS
-from .store import StoreClosedError, Values, finite, new_transaction
+from .store import WINDOW, Recent, RecentValues, StoreClosedError, Values, finite, new_transaction
 from .summary import Summary, VersionSummary
 
 _SCHEMA = """
@@ -79,6 +81,9 @@ _MIGRATE = """
 INSERT OR IGNORE INTO metric_names SELECT DISTINCT application, metric FROM metric_values;
 CREATE INDEX IF NOT EXISTS users_by_seen ON users (application, seen);
 """
+
+# Users per IN (...): well below SQLite's limit on bound parameters (999 before 3.32).
+_PARAMETERS = 500
 
 
 class SqliteStore:
@@ -233,6 +238,38 @@ class SqliteStore:
                 out.setdefault(metric, {})[int(version)] = VersionSummary(
                     Running(n, mean, m2, low, high).stats(),
                     over_users(Running(wn, wmean, wm2, wmin, wmax), idle),
+                )
+        return out
+
+    def recent(self, application: str, limit: int = WINDOW) -> RecentValues:
+        limit = max(1, min(limit, WINDOW))
+        out: RecentValues = {}
+        with self._connection() as db:
+            series = db.execute(
+                "SELECT metric, version, wn FROM series WHERE application = ? ORDER BY metric, version",
+                (application,),
+            ).fetchall()
+            for metric, version, writers in series:
+                key = (application, metric, version)
+                rows = db.execute(
+                    "SELECT user, value FROM metric_values"
+                    " WHERE application = ? AND metric = ? AND version = ? ORDER BY rowid DESC LIMIT ?",
+                    (*key, limit),
+                ).fetchall()
+                rows.reverse()
+                users = list(dict.fromkeys(user for user, _ in rows))
+                sums: dict[str, float] = {}
+                for start in range(0, len(users), _PARAMETERS):
+                    chunk = users[start : start + _PARAMETERS]
+                    sums.update(
+                        db.execute(
+                            "SELECT user, total FROM user_sums WHERE application = ? AND metric = ?"
+                            f" AND version = ? AND user IN ({','.join('?' * len(chunk))})",
+                            (*key, *chunk),
+                        ).fetchall()
+                    )
+                out.setdefault(metric, {})[int(version)] = Recent(
+                    [float(value) for _, value in rows], [float(sums[user]) for user in users], int(writers)
                 )
         return out
 

@@ -1,11 +1,12 @@
 """The A/B/n metric store's contract, and ``--abn-store URL`` to a store.
 
 The gRPC service writes every value a frontend sends (:meth:`MetricStore.write`) and records which
-users were assigned to which version (:meth:`MetricStore.add_users`). ``/metrics`` reads
-:meth:`MetricStore.summary`, statistics the stores keep up to date as values are written
-(:mod:`.aggregates`), so a scrape does not grow with the values; the dashboards and the samples
-take the raw :class:`Values` of one application and compute everything in :mod:`.summary`. Both
-backends give the same numbers:
+users were assigned to which version (:meth:`MetricStore.add_users`). ``/metrics`` and the
+dashboard's summaries read :meth:`MetricStore.summary`, statistics the stores keep up to date as
+values are written (:mod:`.aggregates`); the dashboard's histograms and ``/abnValues`` read
+:meth:`MetricStore.recent`, at most :data:`WINDOW` latest values per metric and version. So no
+read of the HTTP port grows with the number of values; only :meth:`MetricStore.values` (tests,
+tools) reads them all. Both backends give the same numbers:
 
 * :mod:`.sqlite_store`: an embedded SQLite file (``sqlite:PATH``, or a bare path); for one
   controller replica, or several on one machine sharing the file.
@@ -21,10 +22,11 @@ Passwords in store URLs never reach a message or a log: use :func:`redact` to sh
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 #: metric name -> version number -> user -> that user's values, in write order
 Metrics = dict[str, dict[int, dict[str, list[float]]]]
 
+#: Latest values kept readable per application, metric and version (:meth:`MetricStore.recent`).
+WINDOW = 10_000
+
 #: What ``--abn-store`` accepts, for messages.
 URL_FORMS = "sqlite:PATH, a bare PATH, or redis[s]://[[user]:password@]host[:port][/db]"
 
@@ -50,6 +55,23 @@ class Values:
     metrics: Metrics = field(default_factory=dict)
     #: version number -> users recorded by :meth:`MetricStore.add_users`
     users: dict[int, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The latest values of one metric and version, and what the read side needs with them."""
+
+    #: The latest values (at most the limit asked for), oldest first.
+    values: list[float]
+    #: The current sum of each distinct user among those values (all of that user's values, not only
+    #: those in the window), in the order the users first appear in the window.
+    sums: list[float]
+    #: How many distinct users wrote a value of this metric and version, in all.
+    writers: int
+
+
+#: metric name -> version number (with at least one value) -> its latest values
+RecentValues = dict[str, dict[int, Recent]]
 
 
 class StoreClosedError(RuntimeError):
@@ -97,8 +119,13 @@ class MetricStore(Protocol):
         values are written: its cost does not grow with the number of values."""
         ...
 
+    def recent(self, application: str, limit: int = WINDOW) -> RecentValues:
+        """Per metric and version, the latest ``limit`` values (at most :data:`WINDOW`) and the sums
+        of their users: its cost grows with ``limit`` and the number of series, not with the values."""
+        ...
+
     def values(self, application: str) -> Values:
-        """Every value and assigned user of ``application`` (empty when it has none)."""
+        """Every value and assigned user of ``application`` (empty when it has none): reads them all."""
         ...
 
     def applications(self) -> list[str]:
@@ -213,6 +240,38 @@ def sqlite_path(url: str) -> Path:
     if not path:
         raise UsageError(f"--abn-store {url}: no file name; expected {URL_FORMS}")
     return Path(path)
+
+
+def default_sqlite_file(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``controller serve`` keeps A/B/n values by default: ``$XDG_STATE_HOME/kubectl-iter8/abn.sqlite``,
+    or ``~/.local/state/kubectl-iter8/abn.sqlite`` (XDG's default) when the variable is unset.
+
+    Not the current directory: a run in a checkout once left ``iter8-abn.sqlite*`` files there.
+    """
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME", "").strip()
+    # The XDG specification: a relative path is invalid and is ignored.
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "kubectl-iter8" / "abn.sqlite"
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` (and its parents) when missing, the folder itself readable by its owner only
+    (mode 0700): the values are the business's figures. An existing folder is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def default_store_url() -> str:
+    """``sqlite:`` and :func:`default_sqlite_file`, its folder created.
+
+    :raises UsageError: naming ``--abn-store`` when the folder cannot be created.
+    """
+    path = default_sqlite_file()
+    try:
+        private_folder(path.parent)
+    except OSError as exc:
+        raise UsageError(f"--abn-store: cannot create {path.parent}: {exc.strerror}") from None
+    return f"sqlite:{path}"
 
 
 def open_store(url: str, *, max_users: int | None = None) -> MetricStore:

@@ -1,7 +1,11 @@
-"""The read side of A/B/n: statistics, dashboards and Prometheus lines computed from raw :class:`Values`.
+"""The read side of A/B/n: statistics, dashboards, samples and Prometheus lines.
 
 Pure functions, so both store backends give the same numbers and the HTTP handlers only fetch and
-serialise. Iter8's semantics (``storage/`` and ``metrics/server.go``):
+serialise. The HTTP port computes from what the stores keep bounded: :func:`dashboard_from` and
+:func:`samples_from` take the aggregates (:meth:`~.store.MetricStore.summary`) and the latest
+values (:meth:`~.store.MetricStore.recent`); :func:`dashboard`, :func:`samples` and
+:func:`summarize` compute the same documents from every raw value (:class:`Values`), the
+reference the tests compare with. Iter8's semantics (``storage/`` and ``metrics/server.go``):
 
 * **over transactions**: every value written for a metric and version counts once;
 * **over users**: a user's value is the SUM of that user's values for that metric and version, and a
@@ -11,21 +15,32 @@ serialise. Iter8's semantics (``storage/`` and ``metrics/server.go``):
 A version appears under a metric once it has at least one value for it. Standard deviations are
 sample ones (n - 1; 0 for a single value). Every number is finite (sums beyond the float range
 saturate at its limits), so the results serialise as strict JSON.
+
+**Approximations beyond the window.** The summaries (count, mean, stddev, min, max) are exact at
+any number of values. A histogram's bucket edges are exact too (from the aggregates' least and
+greatest values); its counts come from the latest values of each version (the dashboard reads
+:data:`DASHBOARD_SAMPLE` of them), each standing for ``count / sampled`` values, rounded. Over
+users, the sample is the users who wrote one of those values, with their whole sums, each
+standing for ``writers / sampled``; users who wrote nothing are added as exact zeros. So while a
+version has no more values than the sample, its histograms are exact; beyond, they are estimates
+of the distribution, tilted toward recent values and toward users who write often.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..http import escape_label
-from .store import Values
+from .store import RecentValues, Values
 
 #: Buckets of a dashboard histogram (Iter8's default).
 BUCKETS = 10
+#: Latest values per version a dashboard's histograms are computed from.
+DASHBOARD_SAMPLE = 2_000
 
 
 def clamp(x: float) -> float:
@@ -144,7 +159,18 @@ def histogram(by_version: Mapping[int, list[float]], buckets: int = BUCKETS) -> 
     every = [v for vs in by_version.values() for v in vs]
     if not every:
         return []
-    lo, hi = min(every), max(every)
+    points = {version: [(v, 1.0) for v in vs] for version, vs in by_version.items()}
+    return weighted_histogram(min(every), max(every), points, buckets)
+
+
+def weighted_histogram(
+    lo: float,
+    hi: float,
+    by_version: Mapping[int, Sequence[tuple[float, float]]],
+    buckets: int = BUCKETS,
+) -> list[dict[str, Any]]:
+    """:func:`histogram` over ``[lo, hi]`` of (value, weight) points: a bucket's ``Value`` is the sum
+    of its points' weights, rounded (each point of a sample stands for ``weight`` values)."""
     n = buckets if hi > lo else 1
     width = (hi - lo) / n
     if not math.isfinite(width):  # a span beyond the float range: scale before subtracting
@@ -154,15 +180,15 @@ def histogram(by_version: Mapping[int, list[float]], buckets: int = BUCKETS) -> 
     labels = [f"{_floor1(edges[i])} - {_floor1(edges[i + 1])}" for i in range(n)]
     rows: list[dict[str, Any]] = []
     for version in sorted(by_version):
-        counts = [0] * n
-        for v in by_version[version]:
+        counts = [0.0] * n
+        for v, weight in by_version[version]:
             position = (v - lo) / width if width > 0 else 0.0
             if not math.isfinite(position):
                 position = v / width - lo / width
             # Like gonum's plotter.Hist (Iter8): the greatest value falls in the last bucket.
-            counts[min(int(position), n - 1)] += 1
+            counts[max(0, min(int(position), n - 1))] += weight
         rows.extend(
-            {"Version": str(version), "Bucket": label, "Value": count}
+            {"Version": str(version), "Bucket": label, "Value": round(count)}
             for label, count in zip(labels, counts, strict=True)
         )
     return rows
@@ -195,6 +221,75 @@ def samples(application: str, values: Values) -> dict[str, Any]:
             for metric, versions in _per_version(values).items()
         },
     }
+
+
+def _scale(total: int, sampled: int) -> float:
+    """What one sampled item stands for: 1 when the sample is everything."""
+    return total / sampled if sampled and total > sampled else 1.0
+
+
+def dashboard_from(summary: Summary, recent: RecentValues) -> dict[str, Any]:
+    """:func:`dashboard` from the aggregates and the latest values, at a cost that does not grow with
+    the number of values (the module's docstring says where it is an estimate)."""
+    out: dict[str, Any] = {}
+    for metric, versions in sorted(summary.items()):
+        latest = recent.get(metric, {})
+        over_tx: dict[int, list[tuple[float, float]]] = {}
+        over_users: dict[int, list[tuple[float, float]]] = {}
+        for version, stats in versions.items():
+            sample = latest.get(version)
+            if sample is None:  # its first value arrived between the two reads
+                continue
+            weight = _scale(stats.transactions.count, len(sample.values))
+            over_tx[version] = [(v, weight) for v in sample.values]
+            weight = _scale(sample.writers, len(sample.sums))
+            idle = max(stats.users.count - sample.writers, 0)
+            over_users[version] = [(v, weight) for v in sample.sums] + ([(0.0, float(idle))] if idle else [])
+        ordered = sorted(versions)
+        out[metric] = {
+            "SummaryOverTransactions": [_stats_row(v, versions[v].transactions) for v in ordered],
+            "SummaryOverUsers": [_stats_row(v, versions[v].users) for v in ordered],
+            "HistogramsOverTransactions": weighted_histogram(
+                min(versions[v].transactions.min for v in ordered),
+                max(versions[v].transactions.max for v in ordered),
+                over_tx,
+            ),
+            "HistogramsOverUsers": weighted_histogram(
+                min(versions[v].users.min for v in ordered),
+                max(versions[v].users.max for v in ordered),
+                over_users,
+            ),
+        }
+    return out
+
+
+def samples_from(application: str, summary: Summary, recent: RecentValues, limit: int) -> dict[str, Any]:
+    """:func:`samples` bounded by ``limit`` values per metric, version and list: over transactions
+    the latest values; over users the sums of their users, and the assigned users who wrote nothing
+    as zeros in the same proportion as among all users (cut in proportion to ``limit`` if need be).
+    ``count`` gives the sizes of the whole populations, so a reader knows when it got a sample."""
+    metrics: dict[str, Any] = {}
+    for metric, versions in sorted(summary.items()):
+        latest = recent.get(metric, {})
+        out: dict[str, Any] = {}
+        for version, stats in sorted(versions.items()):
+            sample = latest.get(version)
+            if sample is None:
+                continue
+            sums = sample.sums
+            idle = max(stats.users.count - sample.writers, 0)
+            zeros = idle if len(sums) >= sample.writers else round(idle * len(sums) / sample.writers)
+            if len(sums) + zeros > limit:
+                keep = round(limit * len(sums) / (len(sums) + zeros))
+                sums, zeros = sums[len(sums) - keep :], limit - keep
+            out[str(version)] = {
+                "transactions": sample.values[-limit:],
+                "users": sums + [0.0] * zeros,
+                "count": {"transactions": stats.transactions.count, "users": stats.users.count},
+            }
+        if out:
+            metrics[metric] = out
+    return {"application": application, "limit": limit, "metrics": metrics}
 
 
 _FAMILIES = (

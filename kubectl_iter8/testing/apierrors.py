@@ -89,6 +89,18 @@ def conflict(group: str, resource: str, name: str, why: str | None = None) -> Ap
     )
 
 
+def apply_conflict(group: str, resource: str, name: str, fields: list[str]) -> ApiError:
+    """409 ``Conflict`` for a non-forced server-side apply that would change fields others set."""
+    listed = "\n".join(f'conflict with "another manager": {field}' for field in fields)
+    many = f"{len(fields)} conflicts" if len(fields) > 1 else "1 conflict"
+    return ApiError(
+        409,
+        "Conflict",
+        f"Apply failed with {many}: {listed}",
+        details=_details(name, group, resource),
+    )
+
+
 def invalid(kind: str, group: str, name: str, field: str, problem: str, detail: str = "") -> ApiError:
     """422 ``Invalid`` with one cause, worded like apimachinery's field errors."""
     text = f"{field}: {problem}" + (f": {detail}" if detail else "")

@@ -99,6 +99,7 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     _builtin("batch", "v1", "jobs", "Job", categories=("all",), status=True),
     _builtin("batch", "v1", "cronjobs", "CronJob", short=("cj",), categories=("all",), status=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
+    _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
     _builtin(
         "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False
     ),

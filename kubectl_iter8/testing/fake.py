@@ -252,6 +252,7 @@ class FakeKube(ClusterHelpers):
             APPLY_PATCH,
             obj,
             field_manager=field_manager,
+            force=True,
             source="test",
         )
         return result
@@ -308,6 +309,8 @@ class FakeKube(ClusterHelpers):
             _PATCH_TYPES[type],
             patch,
             subresource="status" if status else None,
+            field_manager="test",
+            force=True,
             source="test",
         )
         return result

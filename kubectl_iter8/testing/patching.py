@@ -18,7 +18,11 @@ configurations). What the fake does:
 * ``application/apply-patch+yaml``: server-side apply without ``managedFields``: the applied
   configuration is merged like a strategic merge patch (built-ins) or a merge patch (custom
   resources), and fields that the same ``fieldManager`` applied last time but no longer applies are
-  removed. There are no ownership conflicts; ``force`` is accepted and ignored.
+  removed. Without ``managedFields`` ownership is approximated: when another field manager wrote
+  the object last, a non-forced apply conflicts (409) on each leaf it sets to a value other than
+  the live one, unless it applied that very value itself last time. Lists are leaves. kubectl's
+  move of its client-side apply's fields to its server-side manager is honoured: ``kubectl`` owns
+  what ``kubectl-client-side-apply`` wrote.
 """
 
 from __future__ import annotations
@@ -185,6 +189,21 @@ def removed_fields(previous: Any, current: Any) -> Any:
             if sub:
                 out[key] = sub
     return out
+
+
+def apply_conflicts(live: Any, applied: Any, previous: Any, path: str = "") -> list[str]:
+    """The fields (``.data.k``) a non-forced apply of ``applied`` may not set: see the docstring."""
+    if isinstance(applied, dict) and isinstance(live, dict):
+        before = previous if isinstance(previous, dict) else {}
+        return [
+            field
+            for key, value in applied.items()
+            if key in live
+            for field in apply_conflicts(live[key], value, before.get(key), f"{path}.{key}")
+        ]
+    if applied == live or (previous == live and previous is not None):
+        return []
+    return [path]
 
 
 def apply_patch(

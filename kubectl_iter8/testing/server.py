@@ -278,7 +278,14 @@ class ApiServer:
             return await self._watch(request, t)
         if verb == "create":
             body = await self._body(request)
-            obj = self.store.create(t.info, t.namespace, body, version=t.version, dry_run=dry_run)
+            obj = self.store.create(
+                t.info,
+                t.namespace,
+                body,
+                version=t.version,
+                dry_run=dry_run,
+                field_manager=q.get("fieldManager"),
+            )
             return self._out(obj, t, 201)
         assert t.name is not None or verb == "deletecollection"
         if verb == "update":
@@ -291,6 +298,7 @@ class ApiServer:
                 subresource=t.subresource,
                 version=t.version,
                 dry_run=dry_run,
+                field_manager=q.get("fieldManager"),
             )
             return self._out(obj, t)
         if verb == "patch":
@@ -313,6 +321,7 @@ class ApiServer:
                 version=t.version,
                 dry_run=dry_run,
                 field_manager=q.get("fieldManager"),
+                force=q.get("force") == "true",
             )
             return self._out(obj, t, 201 if created else 200)
         options = await self._body(request, optional=True) or {}

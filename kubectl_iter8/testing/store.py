@@ -38,6 +38,7 @@ from .patching import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
+    apply_conflicts,
     apply_patch,
     json_patch,
     merge_patch,
@@ -133,6 +134,8 @@ class Store:
     _uids: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     _orphan_uids: set[str] = field(default_factory=set)
     _applied: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    #: uid -> the field manager of the object's last write (the ownership model of apply conflicts).
+    _writers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._seed()
@@ -424,6 +427,7 @@ class Store:
         *,
         version: str | None = None,
         dry_run: bool = False,
+        field_manager: str | None = None,
         source: str = "api",
         audit: bool = True,
     ) -> Obj:
@@ -472,6 +476,7 @@ class Store:
             created = self._commit(
                 info, None, obj, verb="create", subresource=None, source=source, audit=audit
             )
+            self._writers[created["metadata"]["uid"]] = field_manager or "unknown"
             if crd is not None:
                 self.registry.add(crd)
             return created
@@ -486,6 +491,7 @@ class Store:
         subresource: str | None = None,
         version: str | None = None,
         dry_run: bool = False,
+        field_manager: str | None = None,
         source: str = "api",
         verb: str = "update",
     ) -> Obj:
@@ -520,6 +526,8 @@ class Store:
                     f"Precondition failed: UID in precondition: {meta['uid']}, "
                     f"UID in object meta: {current['metadata']['uid']}",
                 )
+            if not dry_run:
+                self._writers[current["metadata"]["uid"]] = field_manager or "unknown"
             return self._replace(info, current, obj, subresource, dry_run=dry_run, source=source, verb=verb)
 
     def _replace(
@@ -602,6 +610,7 @@ class Store:
         version: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        force: bool = False,
         source: str = "api",
     ) -> tuple[Obj, bool]:
         """PATCH of any flavour; returns the object and whether it was created (server-side apply)."""
@@ -620,12 +629,24 @@ class Store:
                         raise apierrors.not_found(info.group, info.plural, name)
                     body = {**patch, "metadata": {**(patch.get("metadata") or {}), "name": name}}
                     created = self.create(
-                        info, namespace, body, version=version, dry_run=dry_run, source=source
+                        info,
+                        namespace,
+                        body,
+                        version=version,
+                        dry_run=dry_run,
+                        field_manager=manager,
+                        source=source,
                     )
                     if not dry_run:
                         self._applied[(created["metadata"]["uid"], manager)] = copy.deepcopy(patch)
                     return created, True
                 previous = self._applied.get((current["metadata"]["uid"], manager))
+                # kubectl moves what its client-side apply set to its server-side manager first.
+                owners = (manager, f"{manager}-client-side-apply")
+                unowned = self._writers.get(current["metadata"]["uid"]) not in owners
+                conflicts = apply_conflicts(current, patch, previous) if unowned and not force else []
+                if conflicts:
+                    raise apierrors.apply_conflict(info.group, info.plural, name, conflicts)
                 patched = apply_patch(current, patch, previous, builtin=info.builtin)
             else:
                 if current is None:
@@ -657,8 +678,10 @@ class Store:
             result = self._replace(
                 info, current, obj, subresource, dry_run=dry_run, source=source, verb="patch"
             )
-            if content_type == APPLY_PATCH and not dry_run:
-                self._applied[(current["metadata"]["uid"], manager)] = copy.deepcopy(patch)
+            if not dry_run:
+                if content_type == APPLY_PATCH:
+                    self._applied[(current["metadata"]["uid"], manager)] = copy.deepcopy(patch)
+                self._writers[current["metadata"]["uid"]] = manager
             return result, False
 
     def delete(
@@ -721,6 +744,7 @@ class Store:
         )
         uid = gone["metadata"]["uid"]
         self._applied = {k: v for k, v in self._applied.items() if k[0] != uid}
+        self._writers.pop(uid, None)
         self._collect_dependents(uid, orphan=uid in self._orphan_uids)
         self._orphan_uids.discard(uid)
         if info.key == "customresourcedefinitions.apiextensions.k8s.io":
@@ -799,6 +823,7 @@ class Store:
                 self.registry.reset()
             self._uids = {o["metadata"]["uid"]: (crd_key, "", n) for (_, n), o in crds.items()}
             self._applied.clear()
+            self._writers.clear()
             self._orphan_uids.clear()
             self.history.clear()
             self.compacted_rv = self.rv

@@ -1,6 +1,7 @@
-"""A misbehaving server: resets, truncated and invalid responses are counted, never fatal.
+"""A misbehaving server: resets, truncated and invalid responses are counted, never fatal; a
+connection whose first response is an error fails the run (initial errors not allowed).
 
-The server here answers the first request on every connection properly (so the pre-flight
+The server here answers the first request on every connection properly (so the initial check
 passes) and misbehaves on the second; the engine must count that request's error with its
 reason, open a new connection and carry on until exactly ``numRequests`` have been sent.
 """
@@ -11,12 +12,14 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from kubectl_iter8.builtin_tasks.http.engine import LoadEngine, LoadPlan
+from kubectl_iter8.builtin_tasks.http.engine import InitialError, LoadEngine, LoadPlan
 from kubectl_iter8.builtin_tasks.http.stats import RunStats
 from kubectl_iter8.builtin_tasks.http.target import Target
+from kubectl_iter8.builtin_tasks.http.workers import run_parallel
 
 from kubectl_iter8.aio import run_async
 
@@ -99,6 +102,81 @@ def test_faults_are_counted_with_their_reason(faulty: _Server, mode: str, reason
     assert len(stats.errors) == 1
     (got, count), *_ = stats.errors.items()
     assert got.startswith(reason)
-    # After the pre-flight, every connection alternates: one good answer, one fault.
+    # Every connection answers once, then faults: the requests alternate, one good, one fault.
     assert count >= 8
     assert stats.statuses[200] + count == 20
+
+
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+
+
+class _OneBadConnection(socketserver.ThreadingTCPServer):
+    """Answers every request on the first connection with 200, on any later one with 503."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _AnswerHandler)
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.requests = 0
+
+
+class _AnswerHandler(socketserver.BaseRequestHandler):
+    server: _OneBadConnection
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        with self.server.lock:
+            self.server.connections += 1
+            answer = OK if self.server.connections == 1 else BUSY
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+            _, buffer = buffer.split(b"\r\n\r\n", 1)
+            with self.server.lock:
+                self.server.requests += 1
+            sock.sendall(answer)
+
+
+@pytest.fixture
+def one_bad() -> Iterator[_OneBadConnection]:
+    server = _OneBadConnection()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_first_response_on_every_connection_is_checked(one_bad: _OneBadConnection) -> None:
+    host, port = one_bad.server_address[:2]
+    target = Target(url=f"http://{host}:{port}/")
+
+    async def main() -> RunStats:
+        return await LoadEngine(target, LoadPlan(connections=2, qps=0, num_requests=100_000)).run()
+
+    # One connection answers 200 throughout; the other's first response (a request of the run,
+    # not an extra one) is a 503: the run stops there, long before its 100 000 requests.
+    with pytest.raises(InitialError, match="HTTP status 503"):
+        run_async(main())
+    assert one_bad.connections == 2
+    assert one_bad.requests < 100_000
+
+
+def test_a_failed_initial_check_in_one_worker_stops_the_others(one_bad: _OneBadConnection) -> None:
+    host, port = one_bad.server_address[:2]
+    started = time.monotonic()
+    # A worker each on one connection: one gets the 200s, the other a 503 first. The first must
+    # not run out its 30 s for a result that is thrown away.
+    with pytest.raises(InitialError, match="HTTP status 503"):
+        run_parallel(Target(url=f"http://{host}:{port}/"), LoadPlan(connections=2, qps=0, duration=30), 2)
+    assert time.monotonic() - started < 15

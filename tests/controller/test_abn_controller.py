@@ -174,3 +174,37 @@ def test_only_the_seed_annotation_reshuffles_users(harness: Harness, kube: Kube,
         what="a reshuffle",
     )
     assert 800 < moved < 1200, moved
+
+
+def test_abnmetrics_sends_the_token_the_controller_wants(
+    cli, harness: Harness, kube: Kube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_version(kube, "v0")
+    create_version(kube, "v1")
+    kube.create(routemap("backend", app_versions("v0", "v1", weights=[50, 50])))
+    ctl = harness.start(abn_port=0, abn_store=f"sqlite:{tmp_path / 'abn.sqlite'}", abn_token="t0ken")
+    assert ctl.abn is not None
+    assert ctl.http is not None
+    with Client(f"127.0.0.1:{ctl.abn.port}", timeout=5, token="t0ken") as abn:
+        for i in range(20):
+            abn.lookup(f"{kube.namespace}/backend", f"u{i}")
+            abn.write_metric(f"{kube.namespace}/backend", f"u{i}", "sales", float(i))
+    task = {"application": f"{kube.namespace}/backend", "endpoint": f"http://127.0.0.1:{ctl.http.port}"}
+
+    def launch(**inputs: object) -> tuple[object, dict]:
+        path = tmp_path / "exp.yaml"
+        path.write_text(json.dumps({"spec": [{"task": "abnmetrics", "with": {**task, **inputs}}]}))
+        outcome = cli("launch", "--local", "-f", str(path), "--run-dir", str(tmp_path / "run"))
+        return outcome, json.loads(
+            cli("report", "--local", "--run-dir", str(tmp_path / "run"), "-o", "json").out
+        )
+
+    outcome, _ = launch()
+    assert outcome.code != 0
+    assert "HTTP 401: missing or wrong Authorization: Bearer token" in outcome.err
+    monkeypatch.setenv("ABN_TOKEN", "t0ken")
+    outcome, report = launch(tokenFrom={"env": "ABN_TOKEN"})
+    assert outcome.code == 0, outcome.err
+    counts = next(m for m in report["metrics"] if m["name"] == "abn/sales/count")["values"]
+    assert sum(counts) == 20
+    assert "t0ken" not in outcome.err + outcome.out

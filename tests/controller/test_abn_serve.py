@@ -17,6 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,7 @@ class Serve:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"{name}.log"
         self.env: dict[str, str] = {}
+        self.args: list[str] = []
 
     @property
     def target(self) -> str:
@@ -72,7 +75,7 @@ class Serve:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--namespace", "default",
                  "--config", str(config), "--http-port", str(self.http_port), "--leader-elect",
-                 "--abn-port", str(self.abn_port)],
+                 "--abn-port", str(self.abn_port), *self.args],
                 env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir,
             )  # fmt: skip
         wait_until(
@@ -478,3 +481,92 @@ def test_a_token_file_guards_the_grpc_calls(
     replica.stop()
     replicas.remove(replica)
     assert "t0ken-from-a-secret" not in replica.logs()
+
+
+def http_with(port: int, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_a_token_file_flag_guards_the_http_reads_too(
+    replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret-t0ken\n")
+    app(fake_kube, [1, 1])
+    replica = Serve(fake_kube, tmp_path, store_url, "replica-0")
+    replica.args = ["--abn-token-file", str(token), "--abn-max-metrics", "1"]
+    replicas.append(replica.start())
+    with Client(replica.target, timeout=5, token="s3cret-t0ken") as client:
+        wait_until(lambda: client.lookup("default/app", "probe") in (0, 1), what="Lookup with the token")
+        client.write_metric("default/app", "alice", "sales", 3.0)
+        with pytest.raises(grpc.RpcError) as raised:  # --abn-max-metrics 1
+            client.write_metric("default/app", "alice", "clicks", 1.0)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    port = replica.http_port
+    for path in ("/abnValues?application=default/app", "/abnDashboard?application=default/app"):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-t0ken"}):
+            status, body = http_with(port, path, headers)
+            assert status == 401, (path, headers)
+            assert json.loads(body) == {"error": "missing or wrong Authorization: Bearer token"}
+        status, body = http_with(port, path, {"Authorization": "Bearer s3cret-t0ken"})
+        assert status == 200, body
+        assert "sales" in json.loads(body).get("metrics", json.loads(body))
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert http_with(port, path, {})[0] == 200, path
+    replica.stop()
+    replicas.remove(replica)
+    assert "s3cret-t0ken" not in replica.logs()
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        (["--abn-max-users", "lots"], {}, "error: --abn-max-users: expected a positive integer, not 'lots'\n"),
+        (["--abn-max-metrics", "0"], {}, "error: --abn-max-metrics: expected a positive integer, not '0'\n"),
+        ([], {"ITER8_ABN_MAX_METRICS": "-1"}, "error: $ITER8_ABN_MAX_METRICS: expected a positive integer, not '-1'\n"),
+        (["--abn-token-file", "/no/such/token"], {}, "error: --abn-token-file: /no/such/token: cannot read: No such file or directory\n"),
+        ([], {"ITER8_ABN_TOKEN_FILE": "/no/such/token"}, "error: $ITER8_ABN_TOKEN_FILE: /no/such/token: cannot read: No such file or directory\n"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_bad_abn_flags_in_one_line(
+    fake_kube: FakeKube, tmp_path: Path, flags: list[str], env: dict[str, str], message: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kubectl_iter8", "controller", "serve", "--http-port", "0", "--abn-port", "0", *flags],
+        env={**os.environ, **fake_kube.env(), **env}, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == message
+
+
+def test_abn_values_are_capped_per_call(
+    replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
+) -> None:
+    app(fake_kube, [1, 0])
+    replica = start(replicas, fake_kube, tmp_path, store_url)
+    wait_serving(replica.target)
+    with Client(replica.target, timeout=5) as client:
+        for index in range(30):
+            client.write_metric("default/app", f"u{index % 5}", "sales", float(index))
+    status, body = replica.http("/abnValues?application=default/app&limit=10")
+    assert status == 200, body
+    data = json.loads(body)["metrics"]["sales"]["0"]
+    assert data["transactions"] == [float(i) for i in range(20, 30)]  # the latest ten
+    assert data["count"] == {"transactions": 30, "users": 5}
+    assert (
+        len(
+            json.loads(replica.http("/abnValues?application=default/app")[1])["metrics"]["sales"]["0"][
+                "transactions"
+            ]
+        )
+        == 30
+    )
+    for bad in ("0", "x", "10001"):
+        status, body = replica.http(f"/abnValues?application=default/app&limit={bad}")
+        assert status == 400, body
+        assert "limit" in json.loads(body)["error"], body

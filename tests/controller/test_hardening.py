@@ -21,7 +21,7 @@ from controller_helpers import (
 )
 from iter8_controller_test_plugin import RouteListRouter
 from kubectl_iter8.controller.config import DEFAULT_TEMPLATE_KINDS, Settings, load_config
-from kubectl_iter8.controller.manifests import manifests
+from kubectl_iter8.controller.manifests import guess_resource, manifests
 from kubectl_iter8.controller.reconciler import desired_objects
 from kubectl_iter8.plugins.template import TemplateRouter
 
@@ -161,6 +161,66 @@ def test_rbac_grants_writes_only_on_routing_kinds_and_configmaps() -> None:
     assert isvc["verbs"] == ["get", "list", "watch", "patch"]  # a version resource: the finalizer only
 
 
+def test_template_kinds_of_the_configuration_are_what_the_manifests_let_the_controller_write(
+    cli, tmp_path: Any
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "templateKinds: [DestinationRule.networking.istio.io, HTTPRoute.gateway.networking.k8s.io]\n"
+    )
+    out = cli("controller", "manifests", "-w", "shop", "--config", str(config))
+    assert out.code == 0, out.err
+    role = next(
+        d for d in yaml.safe_load_all(out.out) if d["kind"] == "Role" and d["metadata"]["namespace"] == "shop"
+    )
+    writable = {
+        (group, res)
+        for r in role["rules"]
+        if "create" in r["verbs"]
+        for group in r["apiGroups"]
+        for res in r["resources"]
+    }
+    assert writable == {
+        ("", "configmaps"),
+        ("", "events"),
+        ("networking.istio.io", "destinationrules"),
+        ("networking.istio.io", "virtualservices"),  # the istio and kserve-modelmesh routers declare it
+        ("gateway.networking.k8s.io", "httproutes"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "resource"),
+    [("VirtualService", "virtualservices"), ("Gateway", "gateways"), ("Ingress", "ingresses"),
+     ("NetworkPolicy", "networkpolicies"), ("Key", "keys")],
+)  # fmt: skip
+def test_resource_names_are_guessed_as_kubernetes_guesses_them(kind: str, resource: str) -> None:
+    assert guess_resource(kind) == resource
+
+
+def test_the_network_policy_opens_the_grpc_port_to_the_watched_namespaces_only(cli) -> None:
+    def policy(*args: str) -> dict[str, Any]:
+        out = cli("controller", "manifests", *args)
+        assert out.code == 0, out.err
+        return next(d for d in yaml.safe_load_all(out.out) if d["kind"] == "NetworkPolicy")
+
+    spec = policy("-n", "iter8-system", "-w", "shop", "-w", "payments", "--http-port", "9090")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "iter8-controller"}}
+    assert spec["policyTypes"] == ["Ingress"]
+    http, grpc = spec["ingress"]
+    assert http == {"ports": [{"protocol": "TCP", "port": 9090}]}
+    assert grpc["ports"] == [{"protocol": "TCP", "port": 50051}]
+    assert grpc["from"] == [
+        {"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop", "payments"]}
+        ]}}
+    ]  # fmt: skip
+    assert policy("-A")["spec"]["ingress"][1]["from"] == [{"namespaceSelector": {}}]
+    assert len(policy("--abn-port", "0")["spec"]["ingress"]) == 1
+    out = cli("controller", "manifests", "--no-network-policy")
+    assert "NetworkPolicy" not in [d["kind"] for d in yaml.safe_load_all(out.out)]
+
+
 # --- the controller, on both tiers ---------------------------------------------------------------
 
 
@@ -196,6 +256,43 @@ def test_a_template_allowed_a_kind_still_cannot_take_over_an_object(harness: Har
     wait_until(lambda: status_of(kube, "evil").get("lastError"), what="the evil routemap's error")
     assert "ConfigMap 'settings' already exist" in status_of(kube, "evil")["lastError"]
     live = kube.get("configmaps", "settings")
+    assert live["data"] == {"k": "v"}
+    assert not live["metadata"].get("ownerReferences")
+
+
+def test_an_object_created_by_someone_else_after_the_check_is_not_taken_over(
+    harness: Harness, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race the ownership check cannot see: "late" does not exist when the controller looks,
+    # and someone else creates it before the controller's first write.
+    from kubectl_iter8.kube import Kube as Client
+
+    looked = Client.find
+
+    def find(self: Client, gvr: Any, name: str, namespace: str | None = None) -> Any:
+        found = looked(self, gvr, name, namespace)
+        if name == "late" and not kube.exists("configmaps", "late"):
+            kube.create(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"k": "v"}}
+            )
+        return found
+
+    monkeypatch.setattr(Client, "find", find)
+    create_version(kube, "v1")
+    kube.create(
+        template_routemap(
+            "racer", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late}\ndata: {k: mine}\n"
+        )
+    )
+    harness.start(router_registry=with_template_router(), template_kinds=(("", "ConfigMap"),))
+    wait_until(
+        lambda: any(
+            "'late' was created meanwhile" in e["message"] for e in kube.list("events", kube.namespace)
+        ),
+        what="the RoutingConflict event",
+    )
+    wait_until(lambda: status_of(kube, "racer").get("lastError"), what="the racing routemap's error")
+    live = kube.get("configmaps", "late")
     assert live["data"] == {"k": "v"}
     assert not live["metadata"].get("ownerReferences")
 

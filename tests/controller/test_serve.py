@@ -63,7 +63,7 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     assert "&id" not in out.out  # no YAML anchors for a reader to follow
     docs = list(yaml.safe_load_all(out.out))
     assert [d["kind"] for d in docs] == [
-        "Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service",
+        "Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy",
     ]  # fmt: skip
     rules = docs[2]["rules"]
     knative = next(r for r in rules if r["apiGroups"] == ["serving.knative.dev"])
@@ -92,6 +92,7 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
         "ClusterRoleBinding",
         "Deployment",
         "Service",
+        "NetworkPolicy",
     ]
     assert (
         "--all-namespaces"

@@ -26,7 +26,7 @@ def check(outcome, code: int, *lines: str) -> None:
 @pytest.mark.parametrize(
     ("text", "lines"),
     [
-        ("spec: [\n- run: x\n", ["-f exp.yaml: invalid YAML at line 2, column 1: expected the node content, but found '-'"]),
+        ("spec: [\n- run: x\n", ["-f exp.yaml: invalid YAML at line 2, column 1: did not find expected node content"]),
         ("- run: x\n", ["-f exp.yaml: expected a mapping at the top level, got list"]),
         ("metadata: {name: x}\n", ["-f exp.yaml: spec: required (a list of tasks)"]),
         ("spec: {run: x}\n", ["-f exp.yaml: spec: expected a list of tasks, got a mapping"]),

@@ -24,11 +24,46 @@ def launch(cli, tmp_path: Path, text: str):
     return cli("launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(tmp_path / "run"))
 
 
-def test_an_if_made_of_nested_aliases_is_refused_without_rendering_it(cli, tmp_path: Path) -> None:
-    # A million leaves behind six levels of aliases: cheap to load, huge to turn into text.
-    parts = ["a0: &a0 [v]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
-    outcome = launch(cli, tmp_path, "spec:\n- run: [echo, hi]\n  if: {" + ", ".join(parts) + "}\n")
+def laughs(levels: int) -> str:
+    """A flow mapping whose last key holds 10**levels leaves behind ``levels`` levels of aliases."""
+    parts = ["a0: &a0 [v]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+def test_an_if_made_of_aliases_is_refused_without_rendering_it(cli, tmp_path: Path) -> None:
+    outcome = launch(cli, tmp_path, f"spec:\n- run: [echo, hi]\n  if: {laughs(3)}\n")
     check_usage_error(outcome, "spec[0] (run): if: expected an expression (a string), got a mapping")
+
+
+def test_an_experiment_of_nested_aliases_is_refused_before_it_is_expanded(cli, tmp_path: Path) -> None:
+    # 600 bytes that expand to a million leaves: 350 MB of error message and 2 GB before the fix.
+    text = f"spec:\n- run: [echo, hi]\n  with: {laughs(6)}\n"
+    assert len(text) < 700
+    outcome = launch(cli, tmp_path, text)
+    check_usage_error(outcome, "invalid YAML: YAML expands to more than 200000 nodes (aliases)")
+    assert len(outcome.err) < 1000
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_values_file_of_nested_aliases_is_refused(cli, tmp_path: Path) -> None:
+    (tmp_path / "values.yaml").write_text(f"tasks: [http]\nhttp: {laughs(6)}\n")
+    outcome = cli(
+        "launch", "--local", "-f", str(tmp_path / "values.yaml"), "--run-dir", str(tmp_path / "run")
+    )
+    check_usage_error(outcome, "more than 200000 nodes")
+
+
+def test_a_stored_result_of_nested_aliases_is_refused(cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "experiment.yaml").write_text(f"spec: []\nresult: {laughs(7)}\n")
+    outcome = cli("report", "--local", "--run-dir", str(run))
+    assert outcome.code != 0
+    assert "more than 1000000 nodes" in outcome.err
+    assert "Traceback" not in outcome.err
+    assert len(outcome.err) < 1000
 
 
 @pytest.mark.parametrize(
@@ -86,3 +121,19 @@ def test_workers_are_capped_at_four_per_core(cli, tmp_path: Path) -> None:
     text = f"spec:\n- task: http\n  with: {{url: 'http://127.0.0.1:9/', workers: {limit + 1}}}\n"
     outcome = launch(cli, tmp_path, text)
     check_usage_error(outcome, f"spec[0] (http): workers: at most {limit} (4 per core available")
+
+
+def test_a_huge_value_is_named_not_echoed(cli, tmp_path: Path) -> None:
+    outcome = launch(cli, tmp_path, f"metadata: {'a' * 2_000_000}\nspec: []\n")
+    check_usage_error(
+        outcome, "metadata: input should be a valid dictionary or instance of Metadata (got 'aaaa"
+    )
+    assert len(outcome.err) < 1000
+
+
+def test_a_thousand_problems_print_twenty_lines(cli, tmp_path: Path) -> None:
+    outcome = launch(cli, tmp_path, "spec:\n" + "- {run: [echo], wiht: 1}\n" * 1000)
+    assert outcome.code == 2
+    lines = outcome.err.splitlines()
+    assert len(lines) == 21
+    assert lines[-1] == "error: ... and 980 more problems"

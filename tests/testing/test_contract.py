@@ -114,3 +114,30 @@ def test_label_selectors_and_not_found(kube: Kube) -> None:
     with pytest.raises(ApiError) as missing:
         kube.get("configmaps", "nope")
     assert missing.value.code == 404
+
+
+def test_a_server_side_apply_takes_over_a_field_someone_else_set_only_when_forced(kube: Kube) -> None:
+    from kubectl_iter8.errors import KubeConflictError
+    from kubectl_iter8.kube import CONFIGMAPS, KubeOptions
+    from kubectl_iter8.kube import Kube as Client
+
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}})
+    applied = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "data": {"k": "mine", "n": "1"},
+    }
+    with Client(KubeOptions(kubeconfig=str(kube.kubeconfig))) as client:
+        with pytest.raises(KubeConflictError, match=r"Apply failed with 1 conflict: .*\.data\.k"):
+            client.apply_server_side(CONFIGMAPS, applied, kube.namespace, field_manager="m", force=False)
+        assert kube.get("configmaps", "c")["data"] == {"k": "v"}
+        same = {**applied, "data": {"k": "v", "n": "1"}}
+        assert client.apply_server_side(CONFIGMAPS, same, kube.namespace, field_manager="m", force=False)[
+            "data"
+        ] == {
+            "k": "v",
+            "n": "1",
+        }
+        forced = client.apply_server_side(CONFIGMAPS, applied, kube.namespace, field_manager="m", force=True)
+        assert forced["data"] == {"k": "mine", "n": "1"}

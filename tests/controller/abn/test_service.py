@@ -14,7 +14,7 @@ from importlib import resources
 import grpc
 import pytest
 from kubectl_iter8.controller.abn.assignment import assign
-from kubectl_iter8.controller.abn.limits import Limits, quote, read_token
+from kubectl_iter8.controller.abn.limits import Limits, positive, quote, read_token_file
 from kubectl_iter8.controller.abn.service import (
     AbnService,
     Rejected,
@@ -554,14 +554,13 @@ def test_quote_cuts_long_values():
     assert quote("é" * 40).endswith("(80 bytes)")
 
 
-def test_limits_from_env():
+def test_caps_are_positive_integers():
     from kubectl_iter8.errors import UsageError
 
-    assert Limits.from_env({}) == Limits()
-    assert Limits.from_env({"ITER8_ABN_MAX_METRICS": "5", "ITER8_ABN_MAX_USERS": " 10 "}) == Limits(5, 10)
-    for bad in ("0", "-1", "ten", "1.5"):
-        with pytest.raises(UsageError, match=r"^\$ITER8_ABN_MAX_USERS: expected a positive integer"):
-            Limits.from_env({"ITER8_ABN_MAX_USERS": bad})
+    assert positive(" 10 ", "--abn-max-users") == 10
+    for bad in ("0", "-1", "ten", "1.5", "١٠"):
+        with pytest.raises(UsageError, match=r"^--abn-max-users: expected a positive integer"):
+            positive(bad, "--abn-max-users")
 
 
 # --- the shared token ------------------------------------------------------------------------------
@@ -601,20 +600,20 @@ def test_a_token_is_required_when_set(apps: Apps, store: MetricStore, caplog: py
     assert TOKEN not in caplog.text
 
 
-def test_read_token(tmp_path):
+def test_read_token_file(tmp_path):
     from kubectl_iter8.errors import UsageError
 
-    assert read_token({}) is None
     path = tmp_path / "token"
     path.write_text(f"  {TOKEN}\n")
-    assert read_token({"ITER8_ABN_TOKEN_FILE": str(path)}) == TOKEN
+    assert read_token_file(str(path), "--abn-token-file") == TOKEN
     for content, message in [("\n", "empty"), ("a\nb", "one line"), ("tok\x00en", "one line")]:
         path.write_text(content)
         with pytest.raises(UsageError, match=message) as exc:
-            read_token({"ITER8_ABN_TOKEN_FILE": str(path)})
-        assert str(exc.value).startswith(f"$ITER8_ABN_TOKEN_FILE: {path}: ")
+            read_token_file(str(path), "--abn-token-file")
+        assert str(exc.value).startswith(f"--abn-token-file: {path}: ")
+        assert content.strip() not in str(exc.value) or not content.strip()
     with pytest.raises(UsageError, match="cannot read: No such file"):
-        read_token({"ITER8_ABN_TOKEN_FILE": str(tmp_path / "none")})
+        read_token_file(str(tmp_path / "none"), "--abn-token-file")
 
 
 def test_metrics_collect_reads_aggregates_not_values(tmp_path, monkeypatch: pytest.MonkeyPatch):

@@ -20,15 +20,27 @@ import redis
 from kubectl_iter8.controller.abn.redis_store import RedisStore
 from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
 from kubectl_iter8.controller.abn.store import (
+    WINDOW,
     MetricStore,
+    Recent,
     StoreClosedError,
     Values,
+    default_sqlite_file,
     open_store,
     parse_redis_url,
+    private_folder,
     redact,
     sqlite_path,
 )
-from kubectl_iter8.controller.abn.summary import Summary, summarize
+from kubectl_iter8.controller.abn.summary import (
+    DASHBOARD_SAMPLE,
+    Summary,
+    dashboard,
+    dashboard_from,
+    samples,
+    samples_from,
+    summarize,
+)
 
 from kubectl_iter8.errors import UsageError
 
@@ -336,6 +348,7 @@ def test_redis_keys(redis_url: str):
             "iter8:abn:{ns/app}:agg:1:m",
             "iter8:abn:{ns/app}:aggregated",
             "iter8:abn:{ns/app}:metrics",
+            "iter8:abn:{ns/app}:recent:1:m",
             "iter8:abn:{ns/app}:series",
             "iter8:abn:{ns/app}:sums:1:m",
             "iter8:abn:{ns/app}:txns",
@@ -343,8 +356,10 @@ def test_redis_keys(redis_url: str):
             "iter8:abn:{ns/app}:users-seen",
             "iter8:abn:{ns/app}:users:1",
             "iter8:abn:{ns/app}:values",
+            "iter8:abn:{ns/app}:windowed",
         ]
         assert client.lrange("iter8:abn:{ns/app}:values", 0, -1) == ['[1,"m","u","t",2.5,123.0]']
+        assert client.lrange("iter8:abn:{ns/app}:recent:1:m", 0, -1) == ['[1,"m","u","t",2.5,123.0]']
 
 
 def test_redis_values_written_before_aggregates_are_aggregated(redis_url: str):
@@ -522,3 +537,140 @@ def test_importing_the_store_does_not_import_redis():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+# --- the bounded read side: latest values, dashboards and samples from them ----------------------
+
+
+def written(store: MetricStore, n: int, seed: int = 3) -> None:
+    rng = random.Random(seed)
+    users = [f"user-{i}" for i in range(60)]
+    store.add_users(APP, 0, users[:40])
+    store.add_users(APP, 1, [*users[40:], "idle-1", "idle-2"])
+    for _ in range(n):
+        user = rng.choice(users)
+        store.write(APP, 0 if users.index(user) < 40 else 1, rng.choice(["sales", "clicks"]), user,
+                    round(rng.uniform(-20, 300), 2))  # fmt: skip
+
+
+def assert_close(got: object, expected: object, where: str = "") -> None:
+    """Equal documents, floats to 1e-9 (aggregates keep running sums; the reference uses fsum)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict), where
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            assert_close(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list), where
+        assert len(got) == len(expected), where
+        for index, (a, b) in enumerate(zip(got, expected, strict=True)):
+            assert_close(a, b, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9), where
+    else:
+        assert got == expected, where
+
+
+def test_recent_values_are_the_latest_with_their_users_sums(store: MetricStore):
+    for i in range(12):
+        store.write(APP, i % 2, "m", f"u{i % 3}", float(i))
+    store.write(APP, 5, "other", "w", 1.0)
+    assert store.recent(APP, 3)["other"] == {5: Recent([1.0], [1.0], 1)}
+    got = store.recent(APP, 3)["m"][0]
+    assert got.values == [6.0, 8.0, 10.0]
+    assert got.sums == [0.0 + 6.0, 2.0 + 8.0, 4.0 + 10.0]  # u0, u2, u1 wrote 6, 8, 10: their whole sums
+    assert got.writers == 3
+    assert store.recent(APP)["m"][1].values == [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]
+    assert store.recent("ns/none") == {}
+
+
+def test_dashboard_and_samples_within_the_window_are_those_of_every_value(store: MetricStore):
+    written(store, 400)
+    values = store.values(APP)
+    got = dashboard_from(store.summary(APP), store.recent(APP, DASHBOARD_SAMPLE))
+    assert_close(got, dashboard(values))
+    assert got.keys() == {"sales", "clicks"}
+    bounded = samples_from(APP, store.summary(APP), store.recent(APP), WINDOW)
+    reference = samples(APP, values)
+    assert bounded["limit"] == WINDOW
+    for metric, versions in reference["metrics"].items():
+        for version, data in versions.items():
+            mine = bounded["metrics"][metric][version]
+            assert sorted(mine["transactions"]) == sorted(data["transactions"])  # write order, not by user
+            assert_close(mine["users"], data["users"])
+            assert mine["count"] == {"transactions": len(data["transactions"]), "users": len(data["users"])}
+
+
+def test_beyond_the_window_summaries_stay_exact_and_histograms_estimate(store: MetricStore):
+    written(store, 3000)
+    values, summary = store.values(APP), store.summary(APP)
+    exact = dashboard(values)
+    got = dashboard_from(summary, store.recent(APP, 300))  # 300 of about 1,500 values per series
+    for metric in exact:
+        for key in ("SummaryOverTransactions", "SummaryOverUsers"):
+            assert_close(got[metric][key], exact[metric][key])
+        for key in ("HistogramsOverTransactions", "HistogramsOverUsers"):
+            assert [(r["Version"], r["Bucket"]) for r in got[metric][key]] == [
+                (r["Version"], r["Bucket"]) for r in exact[metric][key]
+            ]  # the same edges: from the exact least and greatest values
+            for version in ("0", "1"):
+                mine = [r["Value"] for r in got[metric][key] if r["Version"] == version]
+                theirs = [r["Value"] for r in exact[metric][key] if r["Version"] == version]
+                assert abs(sum(mine) - sum(theirs)) <= 5  # rounding only
+                # Uniform values: every bucket within a quarter of the total of the exact one's.
+                assert all(abs(a - b) <= sum(theirs) / 4 for a, b in zip(mine, theirs, strict=True))
+    small = samples_from(APP, summary, store.recent(APP, 100), 100)
+    for versions in small["metrics"].values():
+        for data in versions.values():
+            assert len(data["transactions"]) == 100
+            assert len(data["users"]) <= 100
+            assert data["count"]["transactions"] > 400
+
+
+def test_sqlite_dashboard_reads_are_bounded(tmp_path: Path):
+    with SqliteStore(tmp_path / "abn.db") as store:
+        written(store, 50)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        store.summary(APP)
+        store.recent(APP, 7)
+        store._db.set_trace_callback(None)
+        reads = [sql for sql in statements if "metric_values" in sql]
+        assert reads
+        assert all("LIMIT 7" in sql for sql in reads), reads
+        (plan,) = {
+            row[3]
+            for row in store._db.execute(
+                "EXPLAIN QUERY PLAN SELECT user, value FROM metric_values"
+                " WHERE application = ? AND metric = ? AND version = ? ORDER BY rowid DESC LIMIT ?",
+                (APP, "m", 0, 7),
+            )
+        }
+    assert "USING INDEX metric_values_by_app" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_redis_recent_lists_are_filled_for_data_written_before_them(redis_url: str):
+    with open_store(redis_url) as store:
+        assert isinstance(store, RedisStore)
+        for i in range(30):
+            store.write(APP, i % 2, "m", f"u{i % 4}", float(i))
+        expected = store.recent(APP, 5)
+        client = store.client
+        client.delete(*client.keys("iter8:abn:{ns/app}:recent:*"), "iter8:abn:{ns/app}:windowed")
+        assert store.recent(APP, 5) == expected  # filled on read...
+        client.delete(*client.keys("iter8:abn:{ns/app}:recent:*"), "iter8:abn:{ns/app}:windowed")
+        store.write(APP, 1, "m", "u1", 100.0)  # ...or on the next write, the aggregates untouched
+        assert store.recent(APP, 2)["m"][1].values == [29.0, 100.0]
+        assert_same_summary(store.summary(APP), summarize(store.values(APP)))
+        assert client.llen("iter8:abn:{ns/app}:recent:1:m") == 16
+
+
+def test_default_sqlite_file_is_in_the_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert default_sqlite_file({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "kubectl-iter8" / "abn.sqlite"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    fallback = tmp_path / "home" / ".local" / "state" / "kubectl-iter8" / "abn.sqlite"
+    assert default_sqlite_file({}) == fallback
+    assert default_sqlite_file({"XDG_STATE_HOME": "relative/dir"}) == fallback  # invalid per XDG: ignored
+    private_folder(fallback.parent)
+    assert fallback.parent.stat().st_mode & 0o777 == 0o700
