@@ -165,7 +165,7 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
                 resolve, inputs.token_from, "tokenFrom", ctx.kube_options, Redactor()
             )
             headers["Authorization"] = f"Bearer {token}"
-        document = await self._fetch(namespace, app, headers)
+        document = await self._fetch(ctx, namespace, app, headers)
         try:
             data = parse_values(document, inputs.over)
         except BadAnswer as exc:
@@ -220,14 +220,14 @@ class AbnMetricsTask(Task[AbnMetricsInputs]):
     def _source(self, application: str) -> str:
         return f"{_where(self.inputs.endpoint)}{VALUES_PATH} (application {application})"
 
-    async def _fetch(self, namespace: str, app: str, headers: dict[str, str]) -> Any:
+    async def _fetch(self, ctx: TaskContext, namespace: str, app: str, headers: dict[str, str]) -> Any:
         """The decoded JSON of ``/abnValues`` for the application."""
         import httpx
 
         source = self._source(f"{namespace}/{app}")
         url = f"{self.inputs.endpoint}{VALUES_PATH}"
         try:
-            async with httpx.AsyncClient(timeout=self.inputs.timeout) as client:
+            async with ctx.http_client(timeout=self.inputs.timeout) as client:
                 response = await client.get(
                     url, params={"namespace": namespace, "application": app}, headers=headers
                 )

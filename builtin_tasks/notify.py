@@ -211,7 +211,7 @@ def render_payload(template: str, context: dict[str, Any]) -> str:
         raise TaskError(f"payload template: {exc}") from None
 
 
-async def _template(options: WebhookOptions, default: str | None) -> str | None:
+async def _template(options: WebhookOptions, default: str | None, ctx: TaskContext) -> str | None:
     if options.payload_template is not None:
         return options.payload_template
     if options.payload_template_file is not None:
@@ -224,7 +224,7 @@ async def _template(options: WebhookOptions, default: str | None) -> str | None:
         import httpx
 
         try:
-            async with httpx.AsyncClient(timeout=options.timeout, follow_redirects=True) as client:
+            async with ctx.http_client(timeout=options.timeout, follow_redirects=True) as client:
                 response = await client.get(options.payload_template_url)
         except httpx.HTTPError as exc:
             raise TaskError(
@@ -254,7 +254,7 @@ async def send(hook: Webhook, options: WebhookOptions, ctx: TaskContext) -> None
     # query token would lose it, so the URL's own query is sent first, then the task's params.
     url, query = split_query(hook.url)
     params = [*query, *hook.params]
-    async with httpx.AsyncClient(timeout=options.timeout) as client:
+    async with ctx.http_client(timeout=options.timeout) as client:
         for attempt in range(attempts):
             record["attempts"] = attempt + 1
             delay = options.backoff * 2**attempt
@@ -352,7 +352,7 @@ class NotifyTask(Task[NotifyInputs]):
         inputs = self.inputs
         redact = Redactor()
         url = await _url(inputs.url, inputs.url_from, ctx, redact)
-        template = await _template(inputs, None)
+        template = await _template(inputs, None, ctx)
         hook = Webhook(
             inputs.method or ("POST" if template is not None else "GET"),
             url,
@@ -385,7 +385,7 @@ class SlackTask(Task[SlackInputs]):
     async def run(self, ctx: TaskContext) -> None:
         redact = Redactor()
         url = await _url(self.inputs.url, self.inputs.url_from, ctx, redact)
-        template = await _template(self.inputs, SLACK_PAYLOAD)
+        template = await _template(self.inputs, SLACK_PAYLOAD, ctx)
         assert template is not None
         hook = Webhook("POST", url, secret_url=True, redact=redact)
         hook.payload = render_payload(template, _context(ctx))
@@ -418,7 +418,7 @@ class GithubTask(Task[GithubInputs]):
         url = f"{inputs.api_url.rstrip('/')}/repos/{inputs.owner}/{inputs.repo}/dispatches"
         hook = Webhook("POST", url, secret_url=False, redact=redact)
         hook.headers = {"Accept": self._ACCEPT, "Authorization": f"token {secret}"}
-        template = await _template(inputs, GITHUB_PAYLOAD)
+        template = await _template(inputs, GITHUB_PAYLOAD, ctx)
         assert template is not None
         hook.payload = render_payload(template, _context(ctx, eventType=inputs.event_type))
         await send(hook, inputs, ctx)

@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubectl_iter8.errors import KubeError
-from kubectl_iter8.kube import GVR, Kube, WatchStream
+from kubectl_iter8.errors import KubeError, KubeForbiddenError, KubeGoneError, KubeNotFoundError
+from kubectl_iter8.kube import GVR, Kube, WatchStream, status_error
 
 Obj = dict[str, Any]
 ObjKey = tuple[str, str]
@@ -115,13 +115,13 @@ class Informer:
             except KubeError as exc:
                 if self._stop.is_set():
                     break
-                if exc.status == 410:
+                if isinstance(exc, KubeGoneError):
                     must_list = True
-                if exc.status == 403:
+                if isinstance(exc, KubeForbiddenError):
                     forbidden_since = forbidden_since or time.monotonic()
                     final = time.monotonic() - forbidden_since >= self.forbidden_grace
                 else:
-                    final = exc.status == 404
+                    final = isinstance(exc, KubeNotFoundError)
                 if final and must_list and not self._store:
                     # The API is not served (a CRD not installed) or not allowed (RBAC, still after
                     # the grace period): an empty cache is what can be known; it makes the versions
@@ -183,11 +183,7 @@ class Informer:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         return True
-                    raise KubeError(
-                        f"watch of {self.gvr.resource} failed: {obj.get('message', obj)}",
-                        status=int(obj.get("code") or 500),
-                        reason=str(obj.get("reason", "")),
-                    )
+                    raise status_error(obj, f"watch of {self.gvr.resource}")
                 rv = _rv(obj)
                 if kind == "BOOKMARK":
                     if rv:

@@ -211,7 +211,7 @@ def serve(
     )
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: ctl._stop.set())
+            signal.signal(sig, lambda *_: ctl.request_stop())
     log = logging.getLogger("kubectl_iter8.controller")
     ctl.start()
     scope = "all namespaces" if settings.namespaces is None else ", ".join(settings.namespaces)

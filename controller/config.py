@@ -86,8 +86,8 @@ class Settings:
     #: Port of the A/B/n gRPC service (None: not served; 0: any free port).
     abn_port: int | None = None
     abn_address: str = "127.0.0.1"
-    #: Where A/B/n metric values are kept: ``sqlite:<path>`` or ``redis://...`` (see abn.store);
-    #: None: SQLite in the state folder (:func:`.abn.store.default_sqlite_file`).
+    #: Where A/B/n metric values are kept: ``sqlite:<path>`` or ``redis://...`` (see abn.store_url);
+    #: None: SQLite in the state folder (:func:`.abn.store_url.default_sqlite_file`).
     abn_store: str | None = None
     #: The A/B/n service's caps (metric names, user records per application).
     abn_limits: Limits = field(default_factory=Limits)

@@ -8,8 +8,10 @@ routemap changes, because retrying cannot fix it. Any other exception is treated
 
 from __future__ import annotations
 
+from kubectl_iter8.errors import Iter8Error
 
-class ReconcileError(Exception):
+
+class ReconcileError(Iter8Error):
     """Base of the errors a reconcile raises on purpose."""
 
 
@@ -30,5 +32,5 @@ class NotLeaderError(TemporaryError):
     """This process lost the leadership while reconciling: it must not write."""
 
 
-class NotReadyError(Exception):
+class NotReadyError(Iter8Error):
     """A question the controller cannot answer yet: its caches are not synced (A/B/n: UNAVAILABLE)."""

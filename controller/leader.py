@@ -66,7 +66,11 @@ class LeaderElector:
         renew_deadline: float,
         retry_period: float,
         on_started_leading: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = _now,
     ) -> None:
+        """:param monotonic: the clock of this process's own deadline (the write fence);
+        :param now: the wall clock written into and compared with the Lease's times."""
         self.kube = kube
         self.namespace = namespace
         self.name = name
@@ -75,6 +79,8 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.on_started_leading = on_started_leading
+        self._monotonic = monotonic
+        self._now = now
         self._leader_until = 0.0
         self._was_leader = False
         self._stop = threading.Event()
@@ -84,7 +90,7 @@ class LeaderElector:
 
     def is_leader(self) -> bool:
         with self._lock:
-            return time.monotonic() < self._leader_until
+            return self._monotonic() < self._leader_until
 
     def run(self) -> None:
         """Try to acquire or renew every ``retry_period`` until :meth:`stop`; never raises."""
@@ -100,8 +106,8 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when this process holds the Lease afterwards."""
-        started = time.monotonic()
-        now = _now()
+        started = self._monotonic()
+        now = self._now()
         spec = {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": max(1, round(self.lease_duration)),

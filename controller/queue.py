@@ -12,7 +12,8 @@ controller level-based and safe:
   :meth:`forget` resets its failure count once it succeeds.
 
 Delayed adds sit in a heap; :meth:`get` wakes up for the earliest one. Everything is guarded by one
-condition variable, and :meth:`shutdown` wakes every waiting worker.
+condition variable, and :meth:`shutdown` wakes every waiting worker. Due times are read from
+``clock`` (monotonic seconds), so tests can move time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import heapq
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -30,7 +31,14 @@ K = TypeVar("K", bound=Hashable)
 class WorkQueue(Generic[K]):
     """Keys to reconcile, each at most once in the queue and at most once in flight."""
 
-    def __init__(self, *, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
@@ -61,7 +69,7 @@ class WorkQueue(Generic[K]):
             if self._shutdown:
                 return
             self._sequence += 1
-            heapq.heappush(self._delayed, (time.monotonic() + delay, self._sequence, key))
+            heapq.heappush(self._delayed, (self._clock() + delay, self._sequence, key))
             self._cond.notify()
 
     def backoff(self, key: K) -> float:
@@ -84,7 +92,7 @@ class WorkQueue(Generic[K]):
 
     def _promote_due(self) -> float | None:
         """Move due delayed keys into the queue; seconds until the next one, or None."""
-        now = time.monotonic()
+        now = self._clock()
         while self._delayed and self._delayed[0][0] <= now:
             _, _, key = heapq.heappop(self._delayed)
             if key not in self._dirty:
@@ -96,7 +104,7 @@ class WorkQueue(Generic[K]):
     def get(self, timeout: float | None = None) -> K | None:
         """The next key to process (now owned by the caller until :meth:`done`), or None on
         shutdown or after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._clock() + timeout
         with self._cond:
             while True:
                 if self._shutdown:
@@ -108,7 +116,7 @@ class WorkQueue(Generic[K]):
                     self._processing.add(key)
                     return key
                 if deadline is not None:
-                    left = deadline - time.monotonic()
+                    left = deadline - self._clock()
                     if left <= 0:
                         return None
                     wait = left if wait is None else min(wait, left)

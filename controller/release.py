@@ -6,9 +6,9 @@ read what it writes (the status ConfigMap ``<routemap>-iter8-status``); the cont
 routing. See ``docs/release.md``.
 
 **Weights.** The release commands keep weights in the routemap. Because the annotation
-``iter8.tools/weight`` on a version's resource overrides the routemap's weight, a command that sets
-a version's weight also removes that annotation from the version's resources (otherwise the change
-would have no effect).
+``iter8.tools/weight`` on a version's resource overrides the routemap's weight (the controller's
+rule, :func:`kubectl_iter8.routemap.desired_weight`), a command that sets a version's weight also
+removes that annotation from the version's resources (otherwise the change would have no effect).
 
 **Safety.** No command writes a routemap in which no *available* version would have weight above 0
 (``weight`` refuses; ``promote`` refuses an unavailable candidate and moves the traffic in two
@@ -32,11 +32,9 @@ from kubectl_iter8.commands.common import CLIState, emit, kube_options, pass_sta
 from kubectl_iter8.errors import Iter8Error, UsageError
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from kubectl_iter8.kube import GVR, Kube
     from kubectl_iter8.registry import ResourceTypeRegistry
-    from kubectl_iter8.routemap import RouteMap
+    from kubectl_iter8.routemap import RouteMap, WeightSource
 
 Obj = dict[str, Any]
 #: Seconds between two reads while waiting or watching.
@@ -55,7 +53,7 @@ class VersionView:
     #: The weight the controller should apply (annotation, else routemap, else 1).
     desired: int
     #: Where ``desired`` comes from: ``routemap``, ``annotation`` or ``default``.
-    source: str
+    source: WeightSource
     #: From the controller's status (None: not reported yet).
     available: bool | None = None
     applied: int | None = None
@@ -77,10 +75,9 @@ class ReleaseView:
 
     def expected(self) -> list[int]:
         """The weights the controller applies when every version with a desired weight is available."""
-        weights = [v.desired for v in self.versions]
-        if weights and not any(weights):
-            weights[0] = 1
-        return weights
+        from kubectl_iter8.routemap import routed_weights
+
+        return list(routed_weights([v.desired for v in self.versions], [True] * len(self.versions)))
 
     def pending(self, wanted: str = "applied") -> str | None:
         """None when the controller's status shows the desired weights applied (and, with
@@ -152,7 +149,7 @@ def _live(kube: Kube, types: ResourceTypeRegistry, routemap: RouteMap) -> list[l
 
 def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
     from kubectl_iter8.kube import CONFIGMAPS
-    from kubectl_iter8.routemap import annotated_weight
+    from kubectl_iter8.routemap import desired_weight
 
     from .status import read_status, status_name
 
@@ -163,13 +160,7 @@ def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
     routing = routemap.spec.routing
     views = []
     for index, (version, objs) in enumerate(zip(routemap.spec.versions, live, strict=True)):
-        annotated = next((w for obj in objs if (w := annotated_weight(obj)) is not None), None)
-        if annotated is not None:
-            desired, source = annotated, "annotation"
-        elif version.weight is not None:
-            desired, source = version.weight, "routemap"
-        else:
-            desired, source = 1, "default"
+        desired, source = desired_weight(version, objs)
         view = VersionView(
             index=index,
             name=version.label,
@@ -239,10 +230,10 @@ def _write_weights(
     from kubectl_iter8.routemap import SPEC_KEY, WEIGHT_ANNOTATION, annotated_weight, parse_routemap
 
     def mutate(cm: Obj) -> Obj:
+        if [v.label for v in parse_routemap(cm).spec.versions] != expect:
+            raise Iter8Error(f'routemap "{name}" changed while the command ran; run it again')
         spec = boundedyaml.load(cm["data"][SPEC_KEY])
         versions = spec["versions"]
-        if [v.get("name") or v["resources"][0]["name"] for v in versions] != expect:
-            raise Iter8Error(f'routemap "{name}" changed while the command ran; run it again')
         for index, weight in weights.items():
             versions[index]["weight"] = weight
         if order is not None:
@@ -327,18 +318,6 @@ def _parse_assignment(text: str, flag: str) -> tuple[str, Any]:
         raise UsageError(f"{flag} {text!r}: the value is not valid YAML") from None
 
 
-def _validate_options(model: type[BaseModel], options: Obj, router: str) -> None:
-    """Refuse router options the router's model refuses, in the routers' own words."""
-    from pydantic import ValidationError
-
-    from kubectl_iter8.experiment import validation_problems
-
-    try:
-        model.model_validate(options)
-    except ValidationError as exc:
-        raise UsageError(f"router {router}: " + "; ".join(validation_problems(exc, "routing."))) from None
-
-
 @release.command("create")
 @click.argument("name")
 @click.option(
@@ -393,6 +372,7 @@ def create(
 
     from kubectl_iter8.kube import CONFIGMAPS
     from kubectl_iter8.routemap import KIND_LABEL, ROUTEMAP_KIND, SPEC_KEY, WATCH_LABEL, parse_routemap
+    from kubectl_iter8.validation import router_config
 
     spec_versions = [_parse_version(v) for v in versions]
     if weights and len(weights) != len(spec_versions):
@@ -416,7 +396,8 @@ def create(
         routing[key] = value
     routers = state.require_hooks().routers
     plugin = routers.get(router)
-    _validate_options(
+    # Refuse options the router's model refuses, in the words the controller would use.
+    router_config(
         plugin.Config, {k: v for k, v in routing.items() if k not in ("router", "strategy")}, router
     )
     types = _types(state)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubectl_iter8.routemap import KIND_LABEL, RouteMap
+from kubectl_iter8.routemap import KIND_LABEL, MANAGED_BY, RouteMap
 
-from .reconciler import MANAGED_BY, Plan, stamp
+from .plan import Plan, stamp
 
 Obj = dict[str, Any]
 STATUS_SUFFIX = "-iter8-status"

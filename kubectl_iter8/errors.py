@@ -2,21 +2,31 @@
 
 Every error a user can cause or meet in normal operation derives from :class:`Iter8Error`. The CLI
 boundary (``kubectl_iter8.cli.main``) prints such an error as one line with no traceback and exits
-with its ``exit_code``; anything else is a bug and keeps its traceback. The tree::
+with its ``exit_code``; anything else is a bug and keeps its traceback. The tree (classes defined
+next to the code that raises them name their module)::
 
     Iter8Error                      exit 1 unless a subclass says otherwise
     ├── UsageError                  exit 2: bad flags, files or values; nothing was run or written
-    │   └── InvalidExperimentError  one line per problem found in an experiment
+    │   ├── InvalidExperimentError  one line per problem found in an experiment
+    │   ├── ExpressionError         an ``if:`` expression is malformed or cannot be evaluated (expressions)
+    │   └── RouteError              a router cannot render a routemap as configured (plugins.common)
     ├── PluginError                 a plugin failed to load or registered something inconsistent
     │   ├── DuplicateNameError      two plugins claim the same task or router name
     │   └── PluginHookError         a plugin's event hook raised while an experiment ran
     ├── StorageError                an experiment could not be read or written
     ├── TaskError                   a task failed while the experiment ran
-    └── KubeError                   the Kubernetes API refused or failed a request
-        ├── KubeNotFoundError       404: the object (or its namespace) does not exist
-        ├── KubeConflictError       409: stale resourceVersion, or the object already exists
-        ├── KubeForbiddenError      401/403: the credentials may not do this
-        └── KubeUnreachableError    no answer from the API server (refused, timed out, TLS)
+    ├── KubeError                   the Kubernetes API refused or failed a request
+    │   ├── KubeNotFoundError       404: the object (or its namespace) does not exist
+    │   ├── KubeConflictError       409: stale resourceVersion, or the object already exists
+    │   ├── KubeGoneError           410: a watch's history expired; list again
+    │   ├── KubeForbiddenError      401/403: the credentials may not do this
+    │   └── KubeUnreachableError    no answer from the API server (refused, timed out, TLS)
+    ├── ReconcileError              how a controller reconcile failed on purpose (controller.errors)
+    │   ├── TemporaryError          retry with back-off
+    │   │   └── NotLeaderError      this process may not write: it lost the leadership
+    │   └── PermanentError          retrying cannot help until the routemap changes
+    ├── NotReadyError               the controller's caches are not synced yet (controller.errors)
+    └── StoreClosedError            the A/B/n store was used after it was closed (controller.abn.store)
 """
 
 from __future__ import annotations
@@ -114,6 +124,10 @@ class KubeNotFoundError(KubeError):
 
 class KubeConflictError(KubeError):
     """The object changed since it was read, or already exists."""
+
+
+class KubeGoneError(KubeError):
+    """The watched history is gone (compacted): the watcher must list again."""
 
 
 class KubeForbiddenError(KubeError):

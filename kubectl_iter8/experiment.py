@@ -8,15 +8,16 @@ the entry, the task and the field: ``spec[1] (http): duration: 'ten seconds' is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidExperimentError, StorageError
-from .expressions import Expression, ExpressionError, short
+from .expressions import Expression, ExpressionError
 from .result import Result
+from .validation import validation_problems
 
 if TYPE_CHECKING:
     from .registry import TaskRegistry
@@ -64,32 +65,6 @@ class PreparedTask:
     label: str
     task: Task[Any]
     condition: Expression | None
-
-
-def format_loc(loc: Iterable[int | str]) -> str:
-    """``("SLOs", "upper", 0, "limit")`` as ``SLOs.upper[0].limit``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per pydantic error, in words a YAML author understands."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        where = format_loc(error["loc"])
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = "unknown field"
-        elif kind == "missing":
-            message = "required field is missing"
-        elif kind in {"duration", "value_error", "command"}:
-            message = error["msg"].removeprefix("Value error, ")
-        else:
-            message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {short(error['input'])})"
-        lines.append(f"{prefix}{where}: {message}" if where else f"{prefix}{message}")
-    return lines
 
 
 def experiment_from_document(doc: Any, source: str = "experiment") -> Experiment:

@@ -18,8 +18,10 @@ import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import UsageError
 
-class ExpressionError(ValueError):
+
+class ExpressionError(UsageError, ValueError):
     """The expression is malformed, or failed while it was evaluated."""
 
 

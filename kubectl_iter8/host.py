@@ -127,18 +127,24 @@ class Iter8Hooks:
             self._register(plugin, ep.name, source)
 
     def _fill(self, registry: R, hook_name: str) -> R:
-        """Call one registration hook plugin by plugin, so errors and names are attributed."""
-        caller = getattr(self.manager.hook, hook_name)
-        for impl in caller.get_hookimpls():
-            registry.current_plugin = impl.plugin_name
+        """Call one registration hook plugin by plugin, so errors and names are attributed.
+
+        Each call goes through pluggy (a caller restricted to that plugin), not straight to the
+        implementation, so hook-call monitoring (``ITER8_TRACE_PLUGINS``) sees these hooks too.
+        """
+        impls = getattr(self.manager.hook, hook_name).get_hookimpls()
+        # Registration order, so a duplicate name is blamed on the later plugin; a plugin that
+        # implements the hook twice (pluggy's ``specname``) is still called once.
+        for name in dict.fromkeys(impl.plugin_name for impl in impls):
+            others = [plugin for other, plugin in self.manager.list_name_plugin() if other != name]
+            caller = self.manager.subset_hook_caller(hook_name, others)
+            registry.current_plugin = name
             try:
-                impl.function(*[{"registry": registry}[arg] for arg in impl.argnames])
+                caller(registry=registry)
             except Iter8Error:
                 raise
             except Exception as exc:
-                raise PluginError(
-                    f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name
-                ) from exc
+                raise PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=name) from exc
         registry.current_plugin = "<unknown>"
         return registry
 

@@ -30,6 +30,7 @@ from .errors import (
     KubeConflictError,
     KubeError,
     KubeForbiddenError,
+    KubeGoneError,
     KubeNotFoundError,
     KubeUnreachableError,
     UsageError,
@@ -532,6 +533,11 @@ def _what(gvr: GVR, name: str, namespace: str | None) -> tuple[str, str]:
     return f'{gvr.name} "{name}"', _where(namespace)
 
 
+def status_error(status: dict[str, Any], subject: str) -> KubeError:
+    """The error a Kubernetes ``Status`` object (a watch's ERROR event) stands for."""
+    return _error(int(status.get("code") or 500), json.dumps(status).encode(), (subject, ""))
+
+
 def _error(status: int, payload: bytes, what: tuple[str, str]) -> KubeError:
     subject, where = what
     try:
@@ -554,6 +560,10 @@ def _error(status: int, payload: bytes, what: tuple[str, str]) -> KubeError:
             return KubeConflictError(f"{subject} already exists{where}", status=status, reason=reason)
         return KubeConflictError(
             f"{subject}{where} was changed by someone else: {message}", status=status, reason=reason
+        )
+    if status == 410:
+        return KubeGoneError(
+            f"{subject}{where}: {message or 'history expired'}", status=status, reason=reason
         )
     if status in (401, 403):
         label = "unauthorized" if status == 401 else "forbidden"

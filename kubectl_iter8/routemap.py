@@ -21,12 +21,14 @@ never talks to the cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UsageError
+from .validation import validation_problems
 
 KIND_LABEL = "iter8.tools/kind"
 ROUTEMAP_KIND = "routemap"
@@ -34,8 +36,13 @@ WATCH_LABEL = "iter8.tools/watch"
 WEIGHT_ANNOTATION = "iter8.tools/weight"
 FINALIZER = "iter8.tools/finalizer"
 SPEC_KEY = "strSpec"
+#: Labels on every object written for a routemap: its routing objects (the built-in routers render
+#: them, the controller adds them to any router's) and its status.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "iter8"}
 
 Strategy = Literal["blue-green", "canary", "mirror"]
+#: Where a version's desired weight comes from (:func:`desired_weight`).
+WeightSource = Literal["annotation", "routemap", "default"]
 
 
 def annotated_weight(obj: dict[str, Any] | None) -> int | None:
@@ -74,6 +81,31 @@ class Version(BaseModel):
     @property
     def label(self) -> str:
         return self.name or self.resources[0].name
+
+
+def desired_weight(version: Version, resources: Iterable[dict[str, Any] | None]) -> tuple[int, WeightSource]:
+    """The weight ``version`` asks for, and where it comes from.
+
+    ``resources`` are the version's live objects in the routemap's order (None: missing). The
+    annotation ``iter8.tools/weight`` wins over the routemap's ``weight``; when several resources
+    carry one, the first wins (Iter8 looked only at the first resource; any is friendlier to
+    ``kubectl annotate``). Without either the weight is 1.
+    """
+    annotated = next((w for obj in resources if (w := annotated_weight(obj)) is not None), None)
+    if annotated is not None:
+        return annotated, "annotation"
+    if version.weight is not None:
+        return version.weight, "routemap"
+    return 1, "default"
+
+
+def routed_weights(desired: Sequence[int], available: Sequence[bool]) -> tuple[int, ...]:
+    """The weights the routing objects get: an unavailable version's is 0; when every weight is 0
+    the primary (version 0) gets 1, so the routing objects always send traffic somewhere."""
+    weights = [w if up else 0 for w, up in zip(desired, available, strict=True)]
+    if weights and not any(weights):
+        weights[0] = 1
+    return tuple(weights)
 
 
 class Routing(BaseModel):
@@ -139,8 +171,6 @@ def parse_routemap(configmap: dict[str, Any]) -> RouteMap:
     try:
         spec = RouteMapSpec.model_validate(raw)
     except ValidationError as exc:
-        from .experiment import validation_problems
-
         problems = "; ".join(validation_problems(exc))
         raise UsageError(boundedyaml.truncate(f"{where}: {problems}")) from None
     return RouteMap(
@@ -178,7 +208,9 @@ class Router(Protocol):
 
     #: The name routemaps use in ``routing.router``.
     name: str
-    #: The model of ``routing``'s router-specific keys, validated before rendering (``extra="forbid"``).
+    #: The model of ``routing``'s router-specific keys (``extra="forbid"``). The caller validates the
+    #: options against it (:func:`~kubectl_iter8.validation.router_config`) and ``render`` receives
+    #: the instance.
     Config: type[BaseModel]
 
     def render(self, routemap: RouteMap, state: RoutingState, config: BaseModel) -> list[dict[str, Any]]: ...

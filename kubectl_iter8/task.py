@@ -14,7 +14,8 @@ validated before anything runs) and an async ``run``. Plugins hand task classes 
             ctx.log(f"hello {self.inputs.who}")
 
 A task reports a failure by raising :class:`~kubectl_iter8.errors.TaskError`; it records metrics
-through ``ctx.insights``.
+through ``ctx.insights``. A task that speaks HTTP gets its client from ``ctx.http_client()``, so that
+tests can replace the network with an ``httpx.MockTransport`` and exercise the task's own code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -32,6 +33,9 @@ from pydantic_core import PydanticCustomError
 from .durations import parse_duration
 from .kube import GVR, KubeOptions
 from .result import Insights, Result
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def _duration(value: Any) -> float:
@@ -86,6 +90,8 @@ class TaskContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("kubectl_iter8.task"))
     #: How to reach the cluster, for tasks that read it (in a Job: the in-cluster service account).
     kube_options: KubeOptions = field(default_factory=KubeOptions)
+    #: What :meth:`http_client` sends requests through; None is httpx's own (the network).
+    http_transport: httpx.AsyncBaseTransport | None = None
 
     @property
     def insights(self) -> Insights:
@@ -96,6 +102,14 @@ class TaskContext:
 
     def log(self, message: str) -> None:
         self.logger.info(message)
+
+    def http_client(self, **options: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` with ``options`` (timeout, redirects, TLS) over :attr:`http_transport`."""
+        # Imported here, as the tasks did: validating or reporting an experiment loads this module
+        # but sends no request.
+        import httpx
+
+        return httpx.AsyncClient(transport=self.http_transport, **options)
 
 
 class Task(abc.ABC, Generic[InputsT]):

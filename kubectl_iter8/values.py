@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import boundedyaml
 from .errors import InvalidExperimentError, UsageError
-from .experiment import Experiment, experiment_from_document, format_loc
+from .experiment import Experiment, experiment_from_document
+from .validation import format_loc
 
 if TYPE_CHECKING:
     from .registry import TaskRegistry

@@ -14,18 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kubectl_iter8.errors import UsageError
-from kubectl_iter8.routemap import RouteMap, RoutingState, Strategy
+from kubectl_iter8.routemap import MANAGED_BY, RouteMap, RoutingState, Strategy
+from kubectl_iter8.validation import router_config
 
 #: The response header that names the version which served a request (Iter8's).
 VERSION_HEADER = "app-version"
 #: The canary match of a candidate that has none (Iter8's): requests with header ``traffic: test``.
 DEFAULT_MATCH_HEADER = ("traffic", "test")
-#: Labels every rendered object carries.
-MANAGED_LABELS = {"app.kubernetes.io/managed-by": "iter8"}
-
 #: HTTP header names as Gateway API accepts them (RFC 7230 tokens).
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"
 
@@ -54,20 +52,14 @@ class RouterConfig(BaseModel):
 
 
 def validate_config(model: type[C], options: Mapping[str, Any] | BaseModel, router: str) -> C:
-    """``options`` (a routemap's ``routing`` keys but router and strategy) as ``model``.
+    """The config a router's ``render`` was given, as ``model``.
+
+    The controller hands routers the model it validated (:func:`kubectl_iter8.validation.router_config`),
+    which is returned as it is; a mapping (a direct call, a test) is validated by the same function.
 
     :raises RouteError: one line naming each bad field, as ``routing.<field>``.
     """
-    if isinstance(options, model):
-        return options
-    if isinstance(options, BaseModel):
-        options = options.model_dump(by_alias=True, exclude_unset=True)
-    try:
-        return model.model_validate(dict(options))
-    except ValidationError as exc:
-        from kubectl_iter8.experiment import validation_problems
-
-        raise RouteError(f"router {router}: " + "; ".join(validation_problems(exc, "routing."))) from None
+    return router_config(model, options, router, error=RouteError)
 
 
 def strategy_of(routemap: RouteMap) -> Strategy:
@@ -162,4 +154,4 @@ def object_name(routemap: RouteMap, config: RouterConfig) -> str:
 
 def metadata(name: str) -> dict[str, Any]:
     """Rendered objects' metadata: the controller adds the namespace and the owner reference."""
-    return {"name": name, "labels": dict(MANAGED_LABELS)}
+    return {"name": name, "labels": dict(MANAGED_BY)}

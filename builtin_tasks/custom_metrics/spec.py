@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kubectl_iter8 import boundedyaml
-from kubectl_iter8.experiment import validation_problems
+from kubectl_iter8.validation import validation_problems
 
 BUILTIN_PROVIDERS = ("istio-prom", "prometheus")
 #: Iter8's published template URLs that name a built-in provider here.

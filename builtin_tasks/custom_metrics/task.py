@@ -70,8 +70,6 @@ class CustomMetricsTask(Task[CustomMetricsInputs]):
         return kube_access(self.inputs.auth.refs()) if self.inputs.auth else []
 
     async def run(self, ctx: TaskContext) -> None:
-        import httpx
-
         inputs = self.inputs
         redact = Redactor()
         auth = await asyncio.to_thread(auth_headers, inputs.auth, "auth", ctx.kube_options, redact)
@@ -89,7 +87,7 @@ class CustomMetricsTask(Task[CustomMetricsInputs]):
         missing: list[dict[str, Any]] = []
         fetched = 0
         now = dt.datetime.now(dt.UTC)
-        async with httpx.AsyncClient(timeout=inputs.timeout, follow_redirects=True) as client:
+        async with ctx.http_client(timeout=inputs.timeout, follow_redirects=True) as client:
             for provider, source in inputs.templates.items():
                 try:
                     template = await _template(client, source)

@@ -41,7 +41,8 @@ from ..config import Settings
 from ..http import Response, Route, label_set
 from .limits import quote
 from .service import Rejected, Served, VersionsFor, application_key, serve
-from .store import WINDOW, MetricStore, RecentValues, default_store_url, open_store, redact
+from .store import WINDOW, MetricStore, RecentValues
+from .store_url import default_store_url, open_store, redact
 from .summary import DASHBOARD_SAMPLE, Summary, dashboard_from, prometheus_lines, samples_from
 
 log = logging.getLogger("kubectl_iter8.controller")

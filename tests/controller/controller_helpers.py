@@ -180,6 +180,8 @@ class Harness:
         self.controllers: list[Controller] = []
         #: How the final invariant check reads the routing objects (the test router's by default).
         self.destinations: Any = routed_versions
+        #: Per controller started here: every write it made, (start, end, what) in wall-clock time.
+        self.writes: dict[int, list[tuple[float, float, str]]] = {}
         self._identity: KubeOptions | None = None
 
     def start(self, *, router_registry: RouterRegistry | None = None, **changes: Any) -> Controller:
@@ -193,6 +195,8 @@ class Harness:
             resource_types=TYPES,
             kube_options=self.controller_identity(),
         )
+        log: list[tuple[float, float, str]] = self.writes.setdefault(id(ctl), [])
+        ctl.writer.observers.append(lambda start, end, what: log.append((start, end, what)))
         ctl.start()
         self.controllers.append(ctl)
         assert ctl.wait_synced(10)

@@ -413,7 +413,7 @@ def test_metrics_scrape_does_not_grow_with_the_values(
     replicas: list[Serve], fake_kube: FakeKube, tmp_path: Path, store_url: str
 ) -> None:
     from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
-    from kubectl_iter8.controller.abn.store import open_store
+    from kubectl_iter8.controller.abn.store_url import open_store
     from kubectl_iter8.controller.abn.summary import summarize
 
     app(fake_kube, [1, 1])

@@ -18,7 +18,7 @@ from fuzzing import FUZZ, bounded
 from hypothesis import event, given
 from hypothesis import strategies as st
 from kubectl_iter8.controller.errors import PermanentError
-from kubectl_iter8.controller.reconciler import desired_objects
+from kubectl_iter8.controller.plan import desired_objects
 
 from kubectl_iter8.errors import UsageError
 from kubectl_iter8.host import Iter8Hooks

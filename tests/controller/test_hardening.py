@@ -22,7 +22,7 @@ from controller_helpers import (
 from iter8_controller_test_plugin import RouteListRouter
 from kubectl_iter8.controller.config import DEFAULT_TEMPLATE_KINDS, Settings, load_config
 from kubectl_iter8.controller.manifests import guess_resource, manifests
-from kubectl_iter8.controller.reconciler import desired_objects
+from kubectl_iter8.controller.plan import desired_objects
 from kubectl_iter8.plugins.template import TemplateRouter
 
 from kubectl_iter8 import boundedyaml
@@ -352,7 +352,7 @@ def test_routemaps_are_parsed_outside_the_controller_lock(
     held: list[bool] = []
 
     def parse(cm: dict[str, Any]) -> Any:
-        held.append(ctl._lock.locked())
+        held.append(ctl.state._lock.locked())
         return parse_routemap(cm)
 
     monkeypatch.setattr(manager, "parse_routemap", parse)

@@ -115,14 +115,14 @@ def test_only_the_leader_writes_and_a_follower_takes_over(harness: Harness, kube
     kube.mark_ready("deployments", "v2")
     wait_until(lambda: routes(kube) == {"v1": 90, "v2": 10}, what="v2 routed")
     assert not b.is_leader()
-    assert b.write_log == []  # b decided everything too (warm caches) but wrote nothing
+    assert harness.writes[id(b)] == []  # b decided everything too (warm caches) but wrote nothing
     assert b.metrics.reconciles  # ... it did reconcile
     lease = kube.get("leases", "iter8-controller")
     assert lease["spec"]["holderIdentity"] == "a"
 
     # a dies without releasing the lease: b waits for it to expire, then takes over.
     harness.stop(a, release=False)
-    a_last_write = max(end for _, end, _ in a.write_log)
+    a_last_write = max(end for _, end, _ in harness.writes[id(a)])
     create_version(kube, "v3")
     kube.patch(
         "configmaps",
@@ -132,7 +132,7 @@ def test_only_the_leader_writes_and_a_follower_takes_over(harness: Harness, kube
     wait_until(b.is_leader, what="b to lead")
     wait_until(lambda: routes(kube) == {"v1": 80, "v2": 10, "v3": 10}, what="b to converge")
     assert kube.get("leases", "iter8-controller")["spec"]["holderIdentity"] == "b"
-    b_first_write = min(start for start, _, _ in b.write_log)
+    b_first_write = min(start for start, _, _ in harness.writes[id(b)])
     assert a_last_write < b_first_write
     harness.check_invariant(at_least=3)
 

@@ -186,10 +186,10 @@ def test_a_noop_resync_writes_nothing(harness: Harness, kube: Kube) -> None:
         return len(harness.history.events)
 
     def writes_during_three_reconciles() -> tuple[int, int]:
-        before, writes = cluster_writes(), len(ctl.write_log)
+        before, writes = cluster_writes(), len(harness.writes[id(ctl)])
         reconciles = sum(ctl.metrics.reconciles.values())
         wait_until(lambda: sum(ctl.metrics.reconciles.values()) > reconciles + 2, what="three reconciles")
-        return cluster_writes() - before, len(ctl.write_log) - writes
+        return cluster_writes() - before, len(harness.writes[id(ctl)]) - writes
 
     # The first reconciles' writes may still be under way on a busy machine: wait until three
     # reconciles in a row wrote nothing (a controller that writes on every resync never gets there),

@@ -12,8 +12,8 @@ from kubectl_iter8.controller import finalizers
 from kubectl_iter8.controller.config import Settings, load_config
 from kubectl_iter8.controller.errors import PermanentError
 from kubectl_iter8.controller.http import Metrics
+from kubectl_iter8.controller.plan import DIGEST_ANNOTATION, desired_objects, plan, up_to_date
 from kubectl_iter8.controller.queue import WorkQueue
-from kubectl_iter8.controller.reconciler import DIGEST_ANNOTATION, desired_objects, plan, up_to_date
 from routing_invariant import violations
 
 from kubectl_iter8.errors import UsageError
@@ -174,7 +174,10 @@ def test_router_problems_are_permanent_errors() -> None:
         desired_objects(parse_routemap(cm), RoutingState((True,), (1,)), routers())
     cm = routemap("app", app_versions("v1"), host=3, extra=1)
     cm["metadata"].update(namespace="default", uid="u")
-    with pytest.raises(PermanentError, match="extra: Extra inputs are not permitted"):
+    with pytest.raises(
+        PermanentError,
+        match=r"^router test: routing\.host: input should be a valid string \(got 3\); routing\.extra: unknown field$",
+    ):
         desired_objects(parse_routemap(cm), RoutingState((True,), (1,)), routers())
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from kubectl_iter8.errors import UsageError
-from kubectl_iter8.routemap import parse_routemap
+from kubectl_iter8.routemap import WEIGHT_ANNOTATION, desired_weight, parse_routemap, routed_weights
 
 SPEC = """
 versions:
@@ -55,3 +55,34 @@ def test_parses_an_iter8_shaped_routemap() -> None:
 def test_malformed_routemaps_name_the_field(spec: str | None, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_routemap(configmap(spec))
+
+
+def annotated(weight: str | None) -> dict:
+    return {"metadata": {"annotations": {} if weight is None else {WEIGHT_ANNOTATION: weight}}}
+
+
+def test_the_weight_annotation_wins_over_the_routemap_weight_over_the_default() -> None:
+    first, second = parse_routemap(configmap(SPEC)).spec.versions
+    # the first resource that carries a valid annotation wins; missing objects are skipped
+    assert desired_weight(first, [None, annotated("bad"), annotated("7"), annotated("3")]) == (
+        7,
+        "annotation",
+    )
+    assert desired_weight(first, [annotated("-1"), None]) == (90, "routemap")
+    assert desired_weight(second, [annotated(None)]) == (1, "default")
+
+
+@pytest.mark.parametrize(
+    ("desired", "available", "routed"),
+    [
+        ((90, 10), (True, True), (90, 10)),
+        ((90, 10), (False, True), (0, 10)),
+        ((90, 10), (False, False), (1, 0)),  # nothing serves: the primary carries everything
+        ((0, 0), (True, True), (1, 0)),
+        ((), (), ()),
+    ],
+)
+def test_routed_weights(
+    desired: tuple[int, ...], available: tuple[bool, ...], routed: tuple[int, ...]
+) -> None:
+    assert routed_weights(desired, available) == routed

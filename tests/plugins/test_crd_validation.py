@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubectl_iter8.controller.reconciler import contains
+from kubectl_iter8.controller.plan import contains
 from route_helpers import GOLDEN, crd_errors
 from tiers import CRDS, crds_dir
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 import yaml
-from kubectl_iter8.plugins.common import RouteError, percentages
+from kubectl_iter8.plugins.common import RouteError, percentages, validate_config
 from kubectl_iter8.plugins.gateway_api import GatewayApiRouter
-from kubectl_iter8.plugins.istio import IstioRouter
+from kubectl_iter8.plugins.istio import IstioConfig, IstioRouter
 from kubectl_iter8.plugins.kserve_modelmesh import KServeModelMeshRouter
 
 from kubectl_iter8.errors import UsageError
 from kubectl_iter8.routemap import RouteMap, RouteMapSpec, RoutingState
+from kubectl_iter8.validation import router_config
 
 STRATEGIES = ("blue-green", "canary", "mirror")
 
@@ -340,3 +341,13 @@ def test_bad_config_names_the_field(router, options, message, make_routemap) -> 
         router.render(rm, RoutingState((True,), (1,)), options)
     assert "\n" not in str(info.value)
     assert isinstance(info.value, RouteError)
+
+
+def test_routers_render_from_the_config_validated_once(make_routemap) -> None:
+    # The controller validates routing options (kubectl_iter8.validation.router_config) and hands
+    # the router the model: it is used as it is, not validated again.
+    config = router_config(IstioRouter.Config, {"host": "a"}, "istio")
+    assert validate_config(IstioConfig, config, "istio") is config
+    rm = make_routemap("versions: [{resources: [{gvrShort: svc, name: a}]}]")
+    (vs,) = IstioRouter().render(rm, RoutingState((True,), (1,)), config)
+    assert vs["spec"]["hosts"] == ["a"]

@@ -19,12 +19,8 @@ import pytest
 import redis
 from kubectl_iter8.controller.abn.redis_store import RedisStore
 from kubectl_iter8.controller.abn.sqlite_store import SqliteStore
-from kubectl_iter8.controller.abn.store import (
-    WINDOW,
-    MetricStore,
-    Recent,
-    StoreClosedError,
-    Values,
+from kubectl_iter8.controller.abn.store import WINDOW, MetricStore, Recent, StoreClosedError, Values
+from kubectl_iter8.controller.abn.store_url import (
     default_sqlite_file,
     open_store,
     parse_redis_url,
@@ -89,7 +85,7 @@ def test_write_is_durable_for_another_process(backend: Backend, store: MetricSto
     assert len(txn) == 32
     code = (
         "import json, sys\n"
-        "from kubectl_iter8.controller.abn.store import open_store\n"
+        "from kubectl_iter8.controller.abn.store_url import open_store\n"
         "with open_store(sys.argv[1]) as s:\n"
         "    print(json.dumps([s.count(), s.values(sys.argv[2]).metrics]))\n"
     )
@@ -328,12 +324,6 @@ def test_sqlite_settings_and_rows(tmp_path: Path):
     assert row == (APP, 1, "m", "u", txn, 2.5, 123.0)
 
 
-def test_sqlite_store_is_still_importable_from_store():
-    from kubectl_iter8.controller.abn.store import SqliteStore as Reexported
-
-    assert Reexported is SqliteStore
-
-
 # --- Redis only --------------------------------------------------------------------------------
 
 
@@ -531,12 +521,22 @@ def test_wrong_password_is_not_shown(redis_url: str, caplog: pytest.LogCaptureFi
 def test_importing_the_store_does_not_import_redis():
     code = (
         "import sys, tempfile\n"
-        "from kubectl_iter8.controller.abn.store import open_store\n"
+        "from kubectl_iter8.controller.abn.store_url import open_store\n"
         "open_store(tempfile.mkdtemp() + '/abn.db').close()\n"
         "print('redis' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_the_contract_imports_no_backend():
+    code = (
+        "import sys\n"
+        "import kubectl_iter8.controller.abn.store as store\n"
+        "print(sorted(m.rpartition('.')[2] for m in sys.modules if m.endswith('_store')), hasattr(store, 'SqliteStore'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[] False"
 
 
 # --- the bounded read side: latest values, dashboards and samples from them ----------------------

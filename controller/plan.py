@@ -1,9 +1,11 @@
-"""From the cache to routing objects: availability, weights, rendering, and idempotent apply.
+"""The pure plan of a routemap: from the caches to the routing objects it should have.
 
-The first half is pure (no API, no clock): :func:`plan` reads a routemap and the cached objects of
-its resources and decides, per version, whether it is available and which weight it gets;
-:func:`desired_objects` asks the router plugin to render and stamps each object with the
-namespace, the owner reference and a digest of what was rendered. Tests call these directly.
+No API, no clock: :func:`plan` reads a routemap and the cached objects of its resources and decides,
+per version, whether it is available and which weight it gets; :func:`desired_objects` asks the
+router plugin to render and stamps each object with the namespace, the owner reference and a
+digest of what was rendered; :func:`up_to_date` says whether a live object already is what was
+rendered, so a resync of an unchanged routemap writes nothing. The routemap reconciler
+(:mod:`.routemaps`) does the writing; tests call these directly.
 
 **Availability.** A version is available when every one of its resources has a known type, is in
 the cache (it exists *and* carries ``iter8.tools/watch: "true"``), is not being deleted, and meets
@@ -14,11 +16,12 @@ current observedGeneration).
 routemap's ``weight``; when several resources carry one, the first in the routemap's order wins
 (Iter8 looked only at the first resource; any is friendlier to ``kubectl annotate``). Without
 either the weight is 1. An unavailable version gets 0; when every weight is 0 the primary
-(version 0) gets 1, so the routing objects always send traffic somewhere.
+(version 0) gets 1, so the routing objects always send traffic somewhere. The rules live in
+:mod:`kubectl_iter8.routemap` (:func:`~kubectl_iter8.routemap.desired_weight`,
+:func:`~kubectl_iter8.routemap.routed_weights`), shared with ``kubectl iter8 release``.
 
-The second half, :class:`Applier`, applies objects with server-side apply (field manager
-``iter8-controller``, force) and skips the write when the live object already carries the digest
-of the same rendering and every rendered field: a resync of an unchanged routemap writes nothing.
+**Router options** are validated here, once (:func:`kubectl_iter8.validation.router_config`), and
+the router renders from the validated model.
 """
 
 from __future__ import annotations
@@ -30,13 +33,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from kubectl_iter8.boundedyaml import truncate
 from kubectl_iter8.errors import Iter8Error
 from kubectl_iter8.readiness import readiness
 from kubectl_iter8.registry import ResourceType, RouterRegistry, RoutingKind, kind_name, kind_of
-from kubectl_iter8.routemap import WATCH_LABEL, RouteMap, RoutingState, annotated_weight
+from kubectl_iter8.routemap import (
+    MANAGED_BY,
+    WATCH_LABEL,
+    RouteMap,
+    RoutingState,
+    desired_weight,
+    routed_weights,
+)
+from kubectl_iter8.validation import router_config
 
 from .config import DEFAULT_TEMPLATE_KINDS
 from .errors import PermanentError
@@ -49,7 +60,6 @@ Lookup = Callable[[str, str, str], Obj | None]
 FIELD_MANAGER = "iter8-controller"
 #: Digest of the rendered object, so an unchanged rendering is recognised without a write.
 DIGEST_ANNOTATION = "iter8.tools/applied-digest"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "iter8"}
 ROUTEMAP_LABEL = "iter8.tools/routemap"
 
 
@@ -110,23 +120,27 @@ def _availability(rid: ResourceId, obj: Obj | None, types: Mapping[str, Resource
 
 def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) -> Plan:
     """Availability and weights of every version, from the cache only."""
-    versions = []
-    for version, rids in zip(routemap.spec.versions, resource_ids(routemap, types), strict=True):
+    all_rids = resource_ids(routemap, types)
+    reasons: list[str | None] = []
+    desired: list[int] = []
+    for version, rids in zip(routemap.spec.versions, all_rids, strict=True):
         objs = [lookup(*rid) for rid in rids]
-        reason = next(
-            (why for rid, obj in zip(rids, objs, strict=True) if (why := _availability(rid, obj, types))),
-            None,
+        reasons.append(
+            next(
+                (why for rid, obj in zip(rids, objs, strict=True) if (why := _availability(rid, obj, types))),
+                None,
+            )
         )
-        annotated = next(
-            (w for obj in objs if obj is not None and (w := annotated_weight(obj)) is not None), None
+        desired.append(desired_weight(version, objs)[0])
+    weights = routed_weights(desired, [reason is None for reason in reasons])
+    return Plan(
+        tuple(
+            VersionPlan(version.label, reason is None, weight, reason, rids)
+            for version, rids, reason, weight in zip(
+                routemap.spec.versions, all_rids, reasons, weights, strict=True
+            )
         )
-        weight = annotated if annotated is not None else (version.weight if version.weight is not None else 1)
-        available = reason is None
-        versions.append(VersionPlan(version.label, available, weight if available else 0, reason, rids))
-    if versions and all(v.weight == 0 for v in versions):
-        first = versions[0]
-        versions[0] = VersionPlan(first.name, first.available, 1, first.reason, first.resources)
-    return Plan(tuple(versions))
+    )
 
 
 def digest(obj: Obj) -> str:
@@ -155,10 +169,9 @@ def desired_objects(
     except Iter8Error as exc:
         raise PermanentError(str(exc)) from None
     try:
-        config: BaseModel = router.Config.model_validate(routing.options())
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'routing'}: {e['msg']}" for e in exc.errors())
-        raise PermanentError(truncate(f"routing options for router {routing.router!r}: {problems}")) from None
+        config: BaseModel = router_config(router.Config, routing.options(), routing.router)
+    except Iter8Error as exc:
+        raise PermanentError(truncate(str(exc))) from None
     try:
         rendered = router.render(routemap, state, config)
     except Iter8Error as exc:
