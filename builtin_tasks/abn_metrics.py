@@ -50,7 +50,7 @@ from kubectl_iter8.errors import TaskError
 from kubectl_iter8.result import Insights, MetricInfo
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 
-from .custom_metrics.credentials import Redactor, SecretValue, kube_access, resolve
+from .credentials import Redactor, SecretValue, kube_access, resolve
 
 DEFAULT_ENDPOINT = "http://iter8-controller.iter8-system:8080"
 DEFAULT_TIMEOUT = 10.0

@@ -43,7 +43,7 @@ from pydantic import Field, field_validator, model_validator
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 
-from .custom_metrics.credentials import (
+from .credentials import (
     AuthInput,
     Redactor,
     SecretValue,

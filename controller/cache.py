@@ -60,8 +60,11 @@ class Informer:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         forbidden_grace: float = 0.0,
+        transform: Callable[[Obj], Obj] | None = None,
         name: str = "",
     ) -> None:
+        """:param transform: what of each object to keep (client-go's transform): the cache and the
+        handlers see only its result."""
         self.kube = kube
         self.gvr = gvr
         self.namespace = namespace
@@ -71,6 +74,7 @@ class Informer:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.forbidden_grace = forbidden_grace
+        self.transform = transform
         self.name = name or gvr.resource
         self._lock = threading.Lock()
         self._store: dict[ObjKey, Obj] = {}
@@ -147,7 +151,9 @@ class Informer:
             stream.close()
 
     def _list(self) -> None:
-        items, rv = self.kube.list_versioned(self.gvr, self.namespace, label_selector=self.label_selector)
+        items, rv = self.kube.list_versioned(
+            self.gvr, self.namespace, label_selector=self.label_selector, transform=self.transform
+        )
         self.lists += 1
         fresh = {obj_key(o): o for o in items}
         with self._lock:
@@ -190,6 +196,8 @@ class Informer:
                         self.resource_version = rv
                     continue
                 obj.setdefault("apiVersion", self.gvr.api_version)
+                if self.transform is not None:
+                    obj = self.transform(obj)
                 key = obj_key(obj)
                 with self._lock:
                     old = self._store.get(key)

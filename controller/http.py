@@ -81,7 +81,11 @@ class Metrics:
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._duration_sum = 0.0
         self._duration_count = 0
-        self.weights: dict[tuple[str, str, str], int] = {}
+        #: Per routemap (namespace, name): the weight applied per version.
+        self.weights: dict[tuple[str, str], dict[str, int]] = {}
+        #: The rendered lines of :attr:`weights`, until they change: every resync sets the same
+        #: weights again, and at 10,000 routemaps rendering them was most of a scrape's cost.
+        self._weight_lines: list[str] | None = None
         self.queue_depth: Callable[[], int] = lambda: 0
         self.is_leader: Callable[[], bool] = lambda: False
         self.watch_restarts: Callable[[], int] = lambda: 0
@@ -101,11 +105,15 @@ class Metrics:
 
     def set_weights(self, namespace: str, routemap: str, weights: dict[str, int] | None) -> None:
         """The weights applied for one routemap (None: forget the routemap)."""
+        key = (namespace, routemap)
         with self._lock:
-            for key in [k for k in self.weights if k[:2] == (namespace, routemap)]:
-                del self.weights[key]
-            for version, weight in (weights or {}).items():
-                self.weights[(namespace, routemap, version)] = weight
+            if (self.weights.get(key) or None) == (weights or None):
+                return
+            if weights:
+                self.weights[key] = dict(weights)
+            else:
+                self.weights.pop(key, None)
+            self._weight_lines = None
 
     def render(self) -> str:
         lines: list[str] = []
@@ -129,10 +137,21 @@ class Metrics:
             family("iter8_controller_writes_total", "counter", "Writes to the API server by kind of write.")
             for kind, count in sorted(self.writes.items()):
                 lines.append(f"iter8_controller_writes_total{label_set({'kind': kind})} {count}")
-            family("iter8_controller_applied_weight", "gauge", "Weight applied per routemap version.")
-            for (namespace, routemap, version), weight in sorted(self.weights.items()):
-                labels = label_set({"namespace": namespace, "routemap": routemap, "version": version})
-                lines.append(f"iter8_controller_applied_weight{labels} {weight}")
+            weight_lines = self._weight_lines
+            weights = list(self.weights.items()) if weight_lines is None else []
+        if weight_lines is None:
+            # Formatted outside the lock: every reconcile needs the lock to record its weights.
+            weight_lines = [
+                "iter8_controller_applied_weight"
+                f"{label_set({'namespace': namespace, 'routemap': routemap, 'version': version})} {weight}"
+                for (namespace, routemap), versions in sorted(weights)
+                for version, weight in sorted(versions.items())
+            ]
+            with self._lock:
+                if self._weight_lines is None and self.weights == dict(weights):
+                    self._weight_lines = weight_lines
+        family("iter8_controller_applied_weight", "gauge", "Weight applied per routemap version.")
+        lines.extend(weight_lines)
         family("iter8_controller_queue_depth", "gauge", "Keys waiting in the work queue.")
         lines.append(f"iter8_controller_queue_depth {self.queue_depth()}")
         family("iter8_controller_is_leader", "gauge", "1 when this replica holds the lease.")

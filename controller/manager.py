@@ -53,7 +53,7 @@ from .errors import NotLeaderError, NotReadyError, PermanentError, TemporaryErro
 from .finalizers import FinalizerReconciler
 from .http import HTTPServer, Metrics
 from .leader import LeaderElector
-from .plan import ResourceId, resource_ids
+from .plan import ResourceId, cached_view, resource_ids, routemap_view
 from .queue import WorkQueue
 from .routemaps import RouteMapReconciler, abn_versions
 from .state import ROUTEMAP, Key, SharedState
@@ -158,13 +158,18 @@ class Controller:
         )
         for namespace in namespaces:
             informer = self._informer(
-                CONFIGMAPS, namespace, f"{KIND_LABEL}={ROUTEMAP_KIND}", self._on_routemap, "routemaps"
+                CONFIGMAPS,
+                namespace,
+                f"{KIND_LABEL}={ROUTEMAP_KIND}",
+                self._on_routemap,
+                "routemaps",
+                routemap_view,
             )
             self.routemap_informers.append(informer)
             for name, rtype in sorted(self.types.items()):
                 gvr = GVR(rtype.group, rtype.version, rtype.resource)
                 handler = self._resource_handler(name)
-                informer = self._informer(gvr, namespace, f"{WATCH_LABEL}=true", handler, name)
+                informer = self._informer(gvr, namespace, f"{WATCH_LABEL}=true", handler, name, cached_view)
                 self.type_informers.setdefault(name, []).append(informer)
         self.elector: LeaderElector | None = None
         if settings.leader_elect:
@@ -199,6 +204,7 @@ class Controller:
         selector: str,
         handler: Callable[[Obj | None, Obj | None], None],
         name: str,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> Informer:
         informer = Informer(
             self._new_kube(),
@@ -210,6 +216,7 @@ class Controller:
             backoff_base=self.settings.watch_backoff_base,
             backoff_max=self.settings.watch_backoff_max,
             forbidden_grace=self.settings.forbidden_grace,
+            transform=transform,
             name=f"{name}@{namespace or '*'}",
         )
         self.informers.append(informer)

@@ -118,6 +118,46 @@ def _availability(rid: ResourceId, obj: Obj | None, types: Mapping[str, Resource
     return None if why is None else f"{where}: {why}"
 
 
+#: What the controller reads of a watched resource; its informers keep nothing else (client-go's
+#: transform), so 50,000 cached Deployments cost their metadata and conditions, not their specs:
+#: readiness (deletion, generation, conditions), the weight annotation, the watch label, and the
+#: finalizer bookkeeping (finalizers, resourceVersion for the patch's precondition).
+CACHED_METADATA = (
+    "name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations",
+    "finalizers", "deletionTimestamp",
+)  # fmt: skip
+CACHED_STATUS = ("observedGeneration", "conditions")
+#: Of each condition, what readiness reads (not its message and timestamps).
+CACHED_CONDITION = ("type", "status", "reason", "observedGeneration")
+
+
+def routemap_view(cm: Obj) -> Obj:
+    """A routemap ConfigMap without its ``managedFields``: on a real server they are often larger
+    than the routemap, and nothing here reads them."""
+    meta = {k: v for k, v in (cm.get("metadata") or {}).items() if k != "managedFields"}
+    return {**cm, "metadata": meta}
+
+
+def cached_view(obj: Obj) -> Obj:
+    """``obj`` with only what the plan and the finalizers read (see :data:`CACHED_METADATA`)."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    view: Obj = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in CACHED_METADATA if k in meta},
+    }
+    if isinstance(status, dict):
+        kept = {k: status[k] for k in CACHED_STATUS if k in status}
+        if isinstance(kept.get("conditions"), list):
+            kept["conditions"] = [
+                {k: c[k] for k in CACHED_CONDITION if k in c} if isinstance(c, dict) else c
+                for c in kept["conditions"]
+            ]
+        view["status"] = kept
+    return view
+
+
 def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) -> Plan:
     """Availability and weights of every version, from the cache only."""
     all_rids = resource_ids(routemap, types)

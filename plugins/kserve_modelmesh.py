@@ -30,7 +30,7 @@ from .common import (
     strategy_of,
     validate_config,
 )
-from .istio import IstioApiVersion, http_routes, response_header, virtual_service
+from .virtualservice import IstioApiVersion, http_routes, response_header, virtual_service
 
 #: The request header ModelMesh selects the model (version) with.
 MODEL_HEADER = "mm-vmodel-id"

@@ -8,7 +8,9 @@ One command::
 For each platform asked for (default: every platform whose wheels PyPI has, see
 ``DEFAULT_PLATFORMS``) it
 
-1. builds the kubectl-iter8 wheel from a copy of the repository (once),
+1. builds the kubectl-iter8 wheel from a copy of the repository (once), and a copy of it without
+   ``kubectl_iter8.testing`` (the fake API server and fixtures: for tests and plugin authors, who
+   get them from PyPI; ``lint-imports`` checks that no runtime code imports them),
 2. builds one PEX with pex: a single ``#!/usr/bin/env python3`` zipapp holding kubectl-iter8 and
    its dependencies, resolved from wheels only for CPython 3.11, 3.12, 3.13 and 3.14 on that
    platform (so the C extensions match whichever of those Pythons runs it),
@@ -69,6 +71,8 @@ MANIFEST_HEADER = (
 )
 #: Files of the archive, in the order they are packed.
 ARCHIVE_FILES = (NAME, "LICENSE")
+#: Folders of the wheel that the archive leaves out: the test kit (``kubectl_iter8.testing``).
+LEFT_OUT = ("kubectl_iter8/testing/",)
 #: Directories of the repository that the wheel build never needs.
 SKIP_DIRS = {
     ".git",
@@ -313,6 +317,23 @@ def source_packages(source: Path) -> set[str]:
     return found
 
 
+def runtime_wheel(wheel: Path, out_dir: Path) -> Path:
+    """A copy of ``wheel`` in ``out_dir`` without the folders of ``LEFT_OUT`` (nor their RECORD lines)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stripped = out_dir / wheel.name
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as dst:
+        kept = [info for info in src.infolist() if not info.filename.startswith(LEFT_OUT)]
+        if len(kept) == len(src.infolist()):
+            raise BuildError(f"the wheel has none of {', '.join(LEFT_OUT)}: update LEFT_OUT")
+        for info in kept:
+            data = src.read(info)
+            if info.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode("utf-8").splitlines(keepends=True)
+                data = "".join(line for line in lines if not line.startswith(LEFT_OUT)).encode("utf-8")
+            dst.writestr(info, data)
+    return stripped
+
+
 def wheel_version(wheel: Path) -> str:
     # kubectl_iter8-<version>-<python tag>-<abi tag>-<platform tag>.whl
     return wheel.name.split("-")[1]
@@ -549,7 +570,7 @@ def build(names: list[str], out_dir: Path, manifest_path: Path, url_template: st
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-krew-") as tmp:
         work = Path(tmp)
-        wheel = build_wheel(work, out_dir)
+        wheel = runtime_wheel(build_wheel(work, out_dir), work / "runtime-wheel")
         version = wheel_version(wheel)
         log(f"kubectl-iter8 v{version}: platforms {', '.join(names)}")
         for name in names:

@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: run the real CLI, in-process or through the real kubectl."""
+"""Fixtures shared by the whole suite: the real CLI through the real kubectl (the in-process `cli` is shipped)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,17 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kubectl_iter8.cli import main
+from kubectl_iter8.testing.outcome import Outcome
 
+# The fake and real Kubernetes fixtures, and the in-process `cli` and `plugin_host` fixtures that
+# plugin authors get from the same plugin (docs/testing.md).
 pytest_plugins = ["kubectl_iter8.testing.pytest_plugin"]
 
 VENV_BIN = Path(sys.executable).parent
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Outcome]:
-    """Run ``kubectl iter8 ARGS`` in-process (fast); returns exit code and captured output."""
-
-    def run(*args: str, stdin: str | None = None) -> Outcome:
-        if stdin is not None:
-            import io
-
-            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Outcome(int(code), captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

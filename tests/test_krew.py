@@ -9,6 +9,7 @@ environment, a fresh HOME and PEX_ROOT.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,32 @@ def test_manifest_names_the_built_archive(built: dict[str, Any]) -> None:
     assert {f["from"] for f in entry["files"]} == set(members)
 
 
+def pex_file_names(pex: bytes) -> set[str]:
+    """Every file name in a PEX, with those inside the wheels it keeps whole (``wheel.whl!name``)."""
+    names: set[str] = set()
+    with zipfile.ZipFile(io.BytesIO(pex)) as outer:
+        for name in outer.namelist():
+            names.add(name)
+            if name.endswith(".whl") and not name.endswith("/"):
+                with zipfile.ZipFile(io.BytesIO(outer.read(name))) as wheel:
+                    names.update(f"{name}!{inner}" for inner in wheel.namelist())
+    return names
+
+
+@pytest.mark.slow
+def test_the_archive_leaves_out_the_test_kit(built: dict[str, Any]) -> None:
+    """kubectl_iter8.testing (the fake API server, the fixtures) is for tests, not for users' machines."""
+    archive = built["out"] / f"kubectl-iter8-v{__version__}-linux-amd64.tar.gz"
+    with tarfile.open(archive) as tar:
+        binary = tar.extractfile("kubectl-iter8")
+        assert binary is not None
+        names = pex_file_names(binary.read())
+    package = [n for n in names if "kubectl_iter8/" in n and ".dist-info/" not in n]
+    assert any(n.endswith("kubectl_iter8/cli.py") for n in package), sorted(names)[:50]
+    assert any(n.endswith("kubectl_iter8/plugins/istio.py") for n in package)
+    assert not [n for n in package if "kubectl_iter8/testing/" in n]
+
+
 @pytest.fixture(scope="module")
 def unpacked(built: dict[str, Any]) -> Path:
     entry = platform_entry(built["manifest"])
@@ -169,6 +197,15 @@ def test_version_runs_with_only_python3(unpacked: Path, user_env: dict[str, str]
     again = run_plugin(unpacked, env, "version", "--short")
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"v{__version__}"
+
+
+@pytest.mark.slow
+def test_the_test_kit_cannot_be_imported_from_the_archive(unpacked: Path, user_env: dict[str, str]) -> None:
+    env = {**user_env, "PEX_INTERPRETER": "1"}
+    probe = "import importlib.util as u; print(u.find_spec('kubectl_iter8.cli') is not None, u.find_spec('kubectl_iter8.testing'))"
+    result = run_plugin(unpacked, env, "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "None"]
 
 
 @pytest.mark.slow

@@ -33,8 +33,8 @@ from kubectl_iter8.result import MetricInfo
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 from kubectl_iter8.values import deep_merge
 
+from ..credentials import AuthInput, Redactor, auth_headers, kube_access, split_query
 from . import spec as specs
-from .credentials import AuthInput, Redactor, auth_headers, kube_access, split_query
 
 DEFAULT_TIMEOUT = 10.0
 #: Iter8 sent this content type with every provider request.

@@ -1,8 +1,16 @@
-"""pytest fixtures for both Kubernetes tiers, and loud test tiers.
+"""pytest fixtures for plugin authors and both Kubernetes tiers, and loud test tiers.
 
 Not registered through an entry point (importing aiohttp in every pytest run of every project
 that has kubectl-iter8 installed would be rude); enable it in a conftest.py with
 ``pytest_plugins = ["kubectl_iter8.testing.pytest_plugin"]``.
+
+**The CLI and the plugin host.** ``cli``: runs ``kubectl iter8 ARGS`` in-process (``cli("version",
+"--short")``, ``cli("launch", "-f", "-", stdin=text)``) and returns an :class:`Outcome` (exit code,
+standard output, standard error; a conftest.py imports it from :mod:`kubectl_iter8.testing.outcome`).
+``plugin_host``: ``plugin_host(my_plugin)`` registers plugins (modules, objects with ``@hookimpl``
+functions, or importable names) through ``ITER8_PLUGINS`` as a user would, with the built-ins and
+without the installed third-party plugins, and returns a fresh :class:`~kubectl_iter8.host.Iter8Hooks`;
+``cli`` in the same test sees the same plugins.
 
 **The fake tier.** ``fake_kube``: a fresh :class:`~kubectl_iter8.testing.FakeKube` per test, with
 ``KUBECONFIG`` (and ``KUBECACHEDIR``) set to it.
@@ -27,19 +35,24 @@ client, if they are already imported (if not, they read the variable when they a
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import pytest
 
+from ..cli import main
+from ..host import Iter8Hooks
 from .controlplane import AssetsNotFoundError, ControlPlane, find_assets
 from .fake import FakeKube
 from .node import NodeStandIn
+from .outcome import Outcome
 from .real import RealKube
 from .server import kubeconfig_yaml
 
@@ -111,6 +124,69 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             "ITER8_REQUIRE_TIERS=1: a skipped tier fails the run", red=True, bold=True
         )
+
+
+# --- the CLI and the plugin host ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Outcome]:
+    """Run ``kubectl iter8 ARGS`` in-process (fast); returns exit code and captured output.
+
+    ``cli(*args, stdin=None)``: ``stdin`` is the text the command reads from standard input. The
+    plugins are loaded afresh on every call, from the environment at that moment (``plugin_host``,
+    ``monkeypatch.setenv("ITER8_PLUGINS", ...)``).
+    """
+
+    def run(*args: str, stdin: str | None = None) -> Outcome:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Outcome(int(code), captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def plugin_host(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Iter8Hooks]:
+    """Load plugins as ``kubectl iter8`` would, and return the plugin host that has them.
+
+    ``plugin_host(*plugins, autoload=False)``: each plugin is a module, an object with
+    ``@hookimpl`` functions (a class works), or the dotted name of an importable module. They go
+    through ``ITER8_PLUGINS`` (set for the rest of the test, so ``cli`` loads them too), after the
+    built-in plugins; a module or object is put in ``sys.modules`` (under its module's ``__name__``,
+    else ``<module>.<qualname>``) for the test. Installed third-party plugins (the ``iter8`` entry
+    points) are left out unless ``autoload=True``. Returns a fresh :class:`~kubectl_iter8.host.Iter8Hooks`:
+    ``.tasks``, ``.routers`` and ``.resource_types`` run the registration hooks; a hook that fails
+    raises :class:`~kubectl_iter8.errors.PluginError` naming the plugin.
+    """
+
+    def host(*plugins: object, autoload: bool = False) -> Iter8Hooks:
+        names: list[str] = []
+        for plugin in plugins:
+            if isinstance(plugin, str):
+                name = plugin
+            else:
+                if isinstance(plugin, ModuleType):
+                    name = plugin.__name__
+                else:
+                    owner = getattr(plugin, "__module__", None) or "plugin"
+                    name = f"{owner}.{getattr(plugin, '__qualname__', type(plugin).__qualname__)}"
+                if sys.modules.get(name) is not plugin:
+                    monkeypatch.setitem(sys.modules, name, plugin)
+            if "," in name or not name.strip():
+                raise ValueError(f"plugin_host: {name!r} cannot be a plugin name (ITER8_PLUGINS)")
+            names.append(name)
+        monkeypatch.setenv("ITER8_PLUGINS", ",".join(names))
+        if autoload:
+            monkeypatch.delenv("ITER8_NO_AUTOLOAD", raising=False)
+        else:
+            monkeypatch.setenv("ITER8_NO_AUTOLOAD", "1")
+        return Iter8Hooks()
+
+    return host
 
 
 # --- clusters --------------------------------------------------------------------------------------

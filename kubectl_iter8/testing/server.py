@@ -460,13 +460,6 @@ class ApiServer:
 
     def _list(self, request: web.Request, t: _Target) -> web.Response:
         q = request.query
-        items, rv = self.store.list(
-            t.info,
-            t.namespace,
-            label_selector(q.get("labelSelector")),
-            field_selector(q.get("fieldSelector")),
-        )
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
         limit = int(q.get("limit") or 0)
         start = 0
         if q.get("continue"):
@@ -474,12 +467,18 @@ class ApiServer:
                 start = int(q["continue"])
             except ValueError:
                 raise apierrors.bad_request("invalid continue token") from None
-        if limit > 0:
-            rest = items[start + limit :]
-            items = items[start : start + limit]
-            if rest:
-                meta["continue"] = str(start + limit)
-                meta["remainingItemCount"] = len(rest)
+        items, rv, remaining = self.store.page(
+            t.info,
+            t.namespace,
+            label_selector(q.get("labelSelector")),
+            field_selector(q.get("fieldSelector")),
+            start=start,
+            limit=max(limit, 0),
+        )
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if limit > 0 and remaining:
+            meta["continue"] = str(start + limit)
+            meta["remainingItemCount"] = remaining
         tabler = self._tabler(request, t)
         if tabler is not None:
             return _json({**tabler(items, str(rv), True), "metadata": meta})

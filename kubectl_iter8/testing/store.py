@@ -136,6 +136,8 @@ class Store:
     _applied: dict[tuple[str, str], Obj] = field(default_factory=dict)
     #: uid -> the field manager of the object's last write (the ownership model of apply conflicts).
     _writers: dict[str, str] = field(default_factory=dict)
+    #: resource -> (resourceVersion, its objects sorted): the pages of one list read one sort.
+    _sorted: dict[str, tuple[int, builtins.list[tuple[tuple[str, str], Obj]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._seed()
@@ -170,15 +172,36 @@ class Store:
         fields: Predicate | None = None,
     ) -> tuple[builtins.list[Obj], int]:
         """Matching objects sorted by namespace and name, and the list's resourceVersion."""
+        items, rv, _ = self.page(info, namespace, labels, fields)
+        return items, rv
+
+    def page(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        labels: Predicate | None = None,
+        fields: Predicate | None = None,
+        *,
+        start: int = 0,
+        limit: int = 0,
+    ) -> tuple[builtins.list[Obj], int, int]:
+        """Matching objects ``start`` to ``start + limit`` (all with ``limit`` 0), the list's
+        resourceVersion and how many match after them; only the page is copied, so reading
+        50,000 objects in pages of 500 costs one copy of each, as on a real server."""
         with self.lock:
-            items = [
-                copy.deepcopy(obj)
-                for (ns, _), obj in sorted(self._table(info).items())
+            cached = self._sorted.get(info.key)
+            if cached is None or cached[0] != self.rv:
+                cached = (self.rv, sorted(self._table(info).items()))
+                self._sorted[info.key] = cached
+            matching = [
+                obj
+                for (ns, _), obj in cached[1]
                 if (namespace is None or ns == namespace)
                 and (labels is None or labels(obj))
                 and (fields is None or fields(obj))
             ]
-            return items, self.rv
+            end = start + limit if limit > 0 else len(matching)
+            return [copy.deepcopy(obj) for obj in matching[start:end]], self.rv, max(0, len(matching) - end)
 
     # --- watch bus ---------------------------------------------------------------------------
 

@@ -47,6 +47,30 @@ def test_list_versioned_and_watch_from_it(client: Kube, fake_kube: FakeKube) -> 
     assert seen == [("ADDED", "c"), ("DELETED", "a")]
 
 
+def test_lists_come_in_pages_each_item_transformed_as_its_page_arrives(
+    client: Kube, fake_kube: FakeKube
+) -> None:
+    for index in range(7):
+        fake_kube.create(cm(f"c{index}", big="x" * 1000))
+    seen: list[str] = []
+
+    def slim(obj: dict) -> dict:
+        seen.append(obj["metadata"]["name"])
+        return {"metadata": {"name": obj["metadata"]["name"]}}
+
+    _, first = client.list_versioned(CONFIGMAPS, "default", page_size=3)
+    before = len(fake_kube.requests)
+    items, rv = client.list_versioned(
+        CONFIGMAPS, "default", label_selector="w=1", page_size=3, transform=slim
+    )
+    assert [i["metadata"]["name"] for i in items] == [f"c{index}" for index in range(7)]
+    assert all("data" not in i for i in items)
+    assert seen == [f"c{index}" for index in range(7)]
+    base = "/api/v1/namespaces/default/configmaps?labelSelector=w%3D1&limit=3"
+    assert [r.path for r in fake_kube.requests[before:]] == [base, f"{base}&continue=3", f"{base}&continue=6"]
+    assert rv == first
+
+
 def test_a_compacted_history_is_a_410_error_event(client: Kube, fake_kube: FakeKube) -> None:
     _, rv = client.list_versioned(CONFIGMAPS, "default")
     fake_kube.create(cm("a"))

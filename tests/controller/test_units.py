@@ -12,7 +12,7 @@ from kubectl_iter8.controller import finalizers
 from kubectl_iter8.controller.config import Settings, load_config
 from kubectl_iter8.controller.errors import PermanentError
 from kubectl_iter8.controller.http import Metrics
-from kubectl_iter8.controller.plan import DIGEST_ANNOTATION, desired_objects, plan, up_to_date
+from kubectl_iter8.controller.plan import DIGEST_ANNOTATION, cached_view, desired_objects, plan, up_to_date
 from kubectl_iter8.controller.queue import WorkQueue
 from routing_invariant import violations
 
@@ -115,6 +115,27 @@ def test_plan_weights_and_availability() -> None:
         == 'deploy "default/v3": its status is for generation 1, the object is at generation 2'
     )
     assert decided.unavailable_resources() == {("svc", "default", "v3"), ("deploy", "default", "v3")}
+
+
+def test_the_cached_view_of_a_resource_plans_the_same_as_the_resource() -> None:
+    deleting = {"deletionTimestamp": "2026-12-04T00:00:00Z", "finalizers": ["iter8.tools/finalizer"]}
+    objs = {
+        ("svc", "v1"): svc("v1", annotations={"iter8.tools/weight": "5"}, resourceVersion="7"),
+        ("deploy", "v1"): {
+            **deploy("v1"),
+            "spec": {"template": {"spec": {"containers": [{"image": "x" * 1000}]}}},
+        },
+        ("svc", "v2"): svc("v2", **deleting),
+        ("deploy", "v2"): deploy("v2", ready=False),
+        ("svc", "v3"): svc("v3"),
+        ("deploy", "v3"): deploy("v3", generation=2, observed=1),
+    }
+    views = {key: cached_view(obj) for key, obj in objs.items()}
+    routemap = rm("v1", "v2", "v3", weights=[None, 10, 50])
+    assert plan(routemap, lookup_from(views), TYPES) == plan(routemap, lookup_from(objs), TYPES)
+    assert "spec" not in views[("deploy", "v1")]
+    assert views[("svc", "v2")]["metadata"]["finalizers"] == ["iter8.tools/finalizer"]
+    assert finalizers.remove_patch(views[("svc", "v2")]) == finalizers.remove_patch(objs[("svc", "v2")])
 
 
 def test_plan_first_annotated_resource_wins_and_bad_annotations_are_ignored() -> None:
@@ -256,6 +277,23 @@ def test_metrics_text_format() -> None:
     assert "gone" not in text
     assert "iter8_controller_queue_depth 4" in text
     assert "# TYPE iter8_controller_reconcile_duration_seconds histogram" in text
+
+
+def test_applied_weights_render_again_only_when_they_change() -> None:
+    metrics = Metrics()
+    metrics.set_weights("default", "app", {"v1": 90, "v2": 10})
+    first = metrics.render()
+    metrics.set_weights("default", "app", {"v1": 90, "v2": 10})  # a resync: the same weights
+    assert metrics._weight_lines is not None
+    assert metrics.render() == first
+    metrics.set_weights("default", "app", {"v1": 50, "v2": 50})
+    assert metrics._weight_lines is None
+    assert (
+        'iter8_controller_applied_weight{namespace="default",routemap="app",version="v2"} 50'
+        in metrics.render()
+    )
+    metrics.set_weights("default", "app", None)
+    assert "routemap=" not in metrics.render()
 
 
 # --- the invariant checker can fail -----------------------------------------------------------------

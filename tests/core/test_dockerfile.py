@@ -6,6 +6,10 @@ what the build stage's COPY lines copy (leaving out what .dockerignore leaves ou
 builds the wheel there the way the stage does, installs it into a fresh virtual environment, and
 imports every module of the installed package from there. Third-party dependencies come from this
 test's environment (on PYTHONPATH, without this project), so no download is needed.
+
+The image leaves out the test kit (``kubectl_iter8.testing``): the final stage's install line is
+replayed here too (everything after its ``pip install``), so the import of every module runs without
+it, as in the image.
 """
 
 from __future__ import annotations
@@ -34,12 +38,19 @@ import importlib, json, pkgutil, sys
 import kubectl_iter8
 names = []
 for info in pkgutil.walk_packages(kubectl_iter8.__path__, "kubectl_iter8."):
-    if info.name.endswith(".__main__") or info.name.startswith("kubectl_iter8.testing"):
-        continue  # __main__ runs the CLI; the test kit is for tests, not in the Job or the controller
+    if info.name.endswith(".__main__"):
+        continue  # runs the CLI
     importlib.import_module(info.name)
     names.append(info.name)
-print(json.dumps({"file": kubectl_iter8.__file__, "modules": names}))
+try:
+    import kubectl_iter8.testing
+    test_kit = True
+except ModuleNotFoundError:
+    test_kit = False
+print(json.dumps({"file": kubectl_iter8.__file__, "modules": names, "test_kit": test_kit}))
 """
+#: The test kit's folder in site-packages, and its lines' prefix in the RECORD.
+TEST_KIT = "kubectl_iter8/testing"
 
 
 def stages(dockerfile: str) -> list[list[list[str]]]:
@@ -54,6 +65,25 @@ def stages(dockerfile: str) -> list[list[list[str]]]:
             result.append([])
         result[-1].append(words)
     return result
+
+
+def run_commands(dockerfile: str) -> list[list[str]]:
+    """The shell commands of each stage's RUN lines (continuation lines joined), as the shell sees them."""
+    text = dockerfile.replace("\\\n", " ")
+    result: list[list[str]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.upper().startswith("FROM "):
+            result.append([])
+        elif stripped.upper().startswith("RUN "):
+            result[-1].append(stripped[len("RUN ") :])
+    return result
+
+
+def after_install(command: str) -> str:
+    """The steps of a RUN command that follow its ``pip install`` and the removal of /wheels."""
+    steps = [step.strip() for step in command.split("&&")]
+    return " && ".join(step for step in steps if "pip install" not in step and "/wheels" not in step)
 
 
 def ignored(relative: str, patterns: list[str]) -> bool:
@@ -154,6 +184,28 @@ def test_the_image_build_stage_makes_a_wheel_that_runs_the_job_and_the_controlle
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    assert (site / TEST_KIT / "fake.py").is_file(), "the wheel ships the test kit (for plugin authors)"
+
+    # The final stage's install line, after `pip install`: it takes the test kit out of the image.
+    (install_line,) = [c for c in run_commands(dockerfile)[-1] if "pip install" in c]
+    rest = after_install(install_line)
+    assert TEST_KIT in rest, install_line
+    removed = subprocess.run(
+        ["sh", "-c", rest], env={"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not (site / TEST_KIT).exists()
+    (record,) = site.glob("kubectl_iter8-*.dist-info/RECORD")
+    record_lines = record.read_text().splitlines()
+    assert not [line for line in record_lines if line.startswith(f"{TEST_KIT}/")]
+    assert any(line.startswith("kubectl_iter8/cli.py,") for line in record_lines)
 
     env = {
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -169,6 +221,8 @@ def test_the_image_build_stage_makes_a_wheel_that_runs_the_job_and_the_controlle
     found = json.loads(out.stdout.splitlines()[-1])
     assert found["file"].startswith(str(venv)), found["file"]
     modules = set(found["modules"])
+    assert not found["test_kit"]
+    assert not [m for m in modules if m.startswith("kubectl_iter8.testing")]
     assert "kubectl_iter8.abn_pb2" in modules
     for package in ("controller", "controller.abn", "builtin_tasks", "builtin_tasks.http", "plugins"):
         assert f"kubectl_iter8.{package}" in modules, package

@@ -1,5 +1,6 @@
-"""Credentials for HTTP calls (metrics providers, webhooks): where they come from and how they stay
-out of sight.
+"""Credentials for HTTP calls (metrics providers, webhooks, the A/B/n reads): where they come from
+and how they stay out of sight. A helper the tasks share (as :mod:`.loadgen` is), so that the tasks
+stay independent of each other (the import contracts check it).
 
 A credential is read from an environment variable (``{env: NAME}``) or a key of a Kubernetes Secret
 (``{secret: {name, key, namespace}}``, read with the experiment's Kubernetes access). Every value
