@@ -103,10 +103,6 @@ class SharedState:
             with self._lock:
                 self._in_flight.discard(key)
 
-    def drained(self, key: RouteMapKey) -> frozenset[ResourceId] | None:
-        with self._lock:
-            return self._drained.get(key)
-
     def keep_drained(self, key: RouteMapKey, still: frozenset[ResourceId]) -> frozenset[ResourceId] | None:
         """Forget "drained" for every resource not in ``still`` (before a write that may route to
         them again); returns what was drained before."""

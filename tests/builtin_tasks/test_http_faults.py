@@ -14,6 +14,8 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import pytest
 from kubectl_iter8.builtin_tasks.http.engine import InitialError, LoadEngine, LoadPlan
@@ -62,9 +64,12 @@ class _Server(socketserver.ThreadingTCPServer):
     mode = ""
 
 
-@pytest.fixture
-def faulty() -> Iterator[_Server]:
-    server = _Server(("127.0.0.1", 0), _Handler)
+S = TypeVar("S", bound=socketserver.BaseServer)
+
+
+@contextmanager
+def serving(server: S) -> Iterator[S]:
+    """``server`` answering on its own thread until the block ends."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -73,6 +78,12 @@ def faulty() -> Iterator[_Server]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def faulty() -> Iterator[_Server]:
+    with serving(_Server(("127.0.0.1", 0), _Handler)) as server:
+        yield server
 
 
 def load(server: _Server, mode: str, qps: float = 0) -> RunStats:
@@ -146,15 +157,8 @@ class _AnswerHandler(socketserver.BaseRequestHandler):
 
 @pytest.fixture
 def one_bad() -> Iterator[_OneBadConnection]:
-    server = _OneBadConnection()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(_OneBadConnection()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_the_first_response_on_every_connection_is_checked(one_bad: _OneBadConnection) -> None:

@@ -482,6 +482,15 @@ def write_call(channel: grpc.Channel):  # type: ignore[no-untyped-def]
     )
 
 
+def lookup_call(channel: grpc.Channel):  # type: ignore[no-untyped-def]
+    p = protocol()
+    return channel.unary_unary(
+        LOOKUP,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=p.VersionRecommendation.FromString,
+    )
+
+
 @pytest.mark.parametrize(
     ("application", "user", "name", "value", "field"),
     [
@@ -519,14 +528,8 @@ def test_values_at_the_limits_are_stored(client: Client, store: MetricStore):
 
 def test_lookup_of_a_too_long_user_is_invalid_argument(server: Served):
     p = protocol()
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        call = channel.unary_unary(
-            LOOKUP,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=p.VersionRecommendation.FromString,
-        )
-        with pytest.raises(grpc.RpcError) as exc:
-            call(p.Application(name=APP, user="u" * 257), timeout=5)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel, pytest.raises(grpc.RpcError) as exc:
+        lookup_call(channel)(p.Application(name=APP, user="u" * 257), timeout=5)
     assert status_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
     assert "longer than 256 bytes" in exc.value.details()  # type: ignore[attr-defined]
 
