@@ -208,6 +208,8 @@ class ControllerProcess:
     kube: FakeKube
     workdir: Path
     resync: str | None = None
+    #: More arguments of ``controller serve`` (e.g. ``["--rollouts"]``).
+    extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
@@ -223,6 +225,7 @@ class ControllerProcess:
             config = self.workdir / f"config-{self.port}.yaml"
             config.write_text(f"defaultResync: {self.resync}\n")
             cmd += ["--config", str(config)]
+        cmd += self.extra_args
         env = {**os.environ, **self.kube.env()}
         with self.log.open("wb") as stderr:
             self.started = time.time()

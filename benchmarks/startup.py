@@ -3,15 +3,17 @@
 
 One command::
 
-    python benchmarks/startup.py [--runs N] [--warmup W] [--bin-dir DIR]
+    python benchmarks/startup.py [--runs N] [--warmup W] [--bin-dir DIR] [--archive PATH]
 
 Runs through the real kubectl (which finds ``kubectl-iter8`` on the PATH, with this interpreter's
-``bin`` directory in front, or ``--bin-dir``: say, an unpacked Krew archive), as a user's shell
-would. Each round runs every command once, in an
-order that alternates from round to round, so that slow spells of a busy machine hit both sides of
-a pair; the figure to quote is the median of the per-round ratios
-``time(kubectl iter8 --help) / time(kubectl version --client)``. The 95% interval of a median comes
-from order statistics (distribution-free); quartiles show the spread.
+``bin`` directory in front, or ``--bin-dir``), as a user's shell would. With ``--archive`` (a Krew
+archive, ``.tar.gz``, or the folder it was unpacked into) the same round also times the archive's
+``kubectl-iter8``, found by kubectl on a PATH with that folder in front, so both ratios come from
+the same rounds. Each round runs every command once, in an order that alternates from round to
+round, so that slow spells of a busy machine hit both sides of a pair; the figure to quote is the
+median of the per-round ratios ``time(kubectl iter8 --help) / time(kubectl version --client)``.
+The 95% interval of a median comes from order statistics (distribution-free); quartiles show the
+spread.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 BASELINE = "kubectl version --client"
+ARCHIVE_HELP = "archive: kubectl iter8 --help"
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -48,6 +53,15 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
     if j == 0:
         return xs[0], xs[-1]
     return xs[j - 1], xs[n - j]
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    """The folder of the archive's ``kubectl-iter8``: ``archive`` itself if it is a folder."""
+    if archive.is_dir():
+        return archive
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def time_once(cmd: Sequence[str], env: dict[str, str]) -> float:
@@ -80,41 +94,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(sys.executable).parent,
         help="directory holding the kubectl-iter8 to time (default: this interpreter's bin, the venv)",
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="a Krew archive (.tar.gz) or its unpacked folder: time its kubectl-iter8 too",
+    )
     args = parser.parse_args(argv)
     if args.runs < 2 or args.warmup < 0:
         print("error: --runs must be at least 2 and --warmup at least 0", file=sys.stderr)
         return 2
+    if args.archive is not None and not args.archive.exists():
+        print(f"error: --archive: no such file or folder: {args.archive}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
+        archive_dir = unpack(args.archive, Path(tmp)) if args.archive is not None else None
+        return measure(args.runs, args.warmup, args.bin_dir, archive_dir)
+
+
+def measure(runs: int, warmup: int, bin_dir: Path, archive_dir: Path | None) -> int:
 
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         print("error: kubectl is not on the PATH", file=sys.stderr)
         return 1
-    bin_dir = args.bin_dir.resolve()
-    if not (bin_dir / "kubectl-iter8").exists():
-        print(
-            f"error: no kubectl-iter8 in {bin_dir} (run this with the project's venv python)", file=sys.stderr
-        )
-        return 1
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    commands: dict[str, list[str]] = {
-        "kubectl iter8 --help": [kubectl, "iter8", "--help"],
-        BASELINE: [kubectl, "version", "--client"],
-        "kubectl iter8 version": [kubectl, "iter8", "version"],
-        "python -I -c pass (floor)": [sys.executable, "-I", "-c", "pass"],
+    bin_dir = bin_dir.resolve()
+    for where in (bin_dir, archive_dir):
+        if where is not None and not (where / "kubectl-iter8").exists():
+            hint = " (run this with the project's venv python)" if where == bin_dir else ""
+            print(f"error: no kubectl-iter8 in {where}{hint}", file=sys.stderr)
+            return 1
+    path = os.environ.get("PATH", "")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{path}"}
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        "kubectl iter8 --help": ([kubectl, "iter8", "--help"], env),
+        BASELINE: ([kubectl, "version", "--client"], env),
+        "kubectl iter8 version": ([kubectl, "iter8", "version"], env),
+        "python -I -c pass (floor)": ([sys.executable, "-I", "-c", "pass"], env),
     }
+    if archive_dir is not None:
+        archive_env = {**os.environ, "PATH": f"{archive_dir.resolve()}{os.pathsep}{path}"}
+        commands[ARCHIVE_HELP] = ([kubectl, "iter8", "--help"], archive_env)
+        commands["archive: kubectl iter8 version"] = ([kubectl, "iter8", "version"], archive_env)
     labels = list(commands)
 
     print(f"kubectl: {kubectl}; kubectl-iter8: {bin_dir / 'kubectl-iter8'}")
-    print(f"{args.warmup} warm-up rounds, then {args.runs} rounds; each round runs every command once,")
+    if archive_dir is not None:
+        print(f"archive: {archive_dir / 'kubectl-iter8'}")
+    print(f"{warmup} warm-up rounds, then {runs} rounds; each round runs every command once,")
     print("in an order that is reversed every other round.", flush=True)
-    for _ in range(args.warmup):
+    for _ in range(warmup):
         for label in labels:
-            time_once(commands[label], env)
+            time_once(*commands[label])
     times: dict[str, list[float]] = {label: [] for label in labels}
-    for round_no in range(args.runs):
+    for round_no in range(runs):
         order = labels if round_no % 2 == 0 else labels[::-1]
         for label in order:
-            times[label].append(time_once(commands[label], env))
+            times[label].append(time_once(*commands[label]))
 
     print("\nwall time per command (ms):")
     for label in labels:
@@ -125,10 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         ratios = [a / b for a, b in zip(times[label], times[BASELINE], strict=True)]
         print(describe(label, ratios, "x"))
-    help_ratio = statistics.median(
-        a / b for a, b in zip(times["kubectl iter8 --help"], times[BASELINE], strict=True)
-    )
-    print(f"\nmedian ratio kubectl iter8 --help / {BASELINE}: {help_ratio:.2f} (n={args.runs})")
+    print()
+    for label, what in (("kubectl iter8 --help", "pip install"), (ARCHIVE_HELP, "Krew archive")):
+        if label in times:
+            ratio = statistics.median(a / b for a, b in zip(times[label], times[BASELINE], strict=True))
+            print(f"median ratio kubectl iter8 --help / {BASELINE}, {what}: {ratio:.2f} (n={runs})")
     return 0
 
 

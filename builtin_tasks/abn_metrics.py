@@ -9,7 +9,7 @@ raw values, so ``assess`` can judge candidates with Mann-Whitney, Welch or the b
 Inputs::
 
     application: default/backend              # "namespace/name"; a bare name is in "default"
-    endpoint: http://iter8-controller.iter8-system:8080  # the controller's HTTP port
+    endpoint: http://iter8-controller.iter8-system:8080  # the controller's HTTP port (host:port: http)
     over: users                               # or "transactions"
     metrics: [sales]                          # default: every metric the controller has
     versions: 2                               # default: as many as the data or the experiment has
@@ -62,6 +62,10 @@ MAX_VERSIONS = 1000
 #: Scalars recorded next to each sample (Iter8 v0.14 queried ``abn/<metric>/<statistic>``).
 STATISTICS = ("count", "mean", "stddev", "min", "max")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+#: ``host:port`` (Iter8 v0.14's form of ``endpoint``): the controller's HTTP port at that address.
+_HOST_PORT = re.compile(r"(?P<host>[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?):(?P<port>[0-9]{1,5})")
+#: The A/B/n gRPC port (Iter8's chart and ``controller manifests``): no HTTP is served there.
+ABN_GRPC_PORT = 50051
 
 
 class AbnMetricsInputs(TaskInputs):
@@ -86,7 +90,15 @@ class AbnMetricsInputs(TaskInputs):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        parts = urllib.parse.urlsplit(value.strip())
+        value = value.strip()
+        address = _HOST_PORT.fullmatch(value)
+        # Iter8 v0.14 took the A/B/n service's address, host:port. That port served gRPC (the chart's
+        # default, iter8-abn:50051, as the A/B/n port here), where no HTTP is served: refused below.
+        if address and int(address["port"]) != ABN_GRPC_PORT:
+            if not 0 < int(address["port"]) < 65536:
+                raise ValueError(f"{value!r}: the port must be 1 to 65535")
+            value = f"http://{value}"
+        parts = urllib.parse.urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             # Iter8 v0.14's chart default was the gRPC address iter8-abn:50051; say what is wanted now.
             raise ValueError(f"give the controller's HTTP URL, such as {DEFAULT_ENDPOINT} (got {value!r})")

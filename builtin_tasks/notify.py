@@ -13,8 +13,14 @@ experiment is going, through a webhook.
     retries: 2                                 # more attempts after a connection error, 429 or 5xx
     backoff: 1s                                # before the first retry; doubles each time
     softFailure: false                         # true: a failed notification only logs a warning
+    templateEngine: go                         # go, jinja2 or auto (default: detected)
 
-The payload template is Jinja2, rendered in a sandbox with ``summary`` (the report's summary:
+The payload template is Jinja2 or Go's text/template (``templateEngine``, else detected: see
+``docs/templates.md``), rendered in a sandbox. A Go template gets what Iter8's did: ``.Report``
+with ``TimeStamp``, ``Completed``, ``NoTaskFailures``, ``NumTasks``, ``NumCompletedTasks``,
+``NumLoops`` and ``Experiment`` (``.Spec``: one entry per task started so far, ``.Result``: the
+experiment's result as stored), written by the JSON functions with Iter8's JSON names
+(``{{ .Report | toPrettyJson }}``). A Jinja2 template gets ``summary`` (the report's summary:
 status, failure, task counts, times, plus ``name``, ``versions``, ``slosSatisfied`` and
 ``noRegression``), ``report`` (the whole report document, see ``docs/report-json.md``) and Iter8's
 ``Summary`` (``timeStamp``, ``completed``, ``noTaskFailures``, ``numTasks``, ``numCompletedTasks``,
@@ -40,6 +46,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kubectl_iter8 import gotemplate
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
 
@@ -80,6 +87,7 @@ class WebhookOptions(TaskInputs):
     retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=10)
     backoff: Duration = Field(default=DEFAULT_BACKOFF, ge=0)
     soft_failure: bool = Field(default=False, alias="softFailure")
+    template_engine: Literal["go", "jinja2", "auto"] = Field(default="auto", alias="templateEngine")
 
     @model_validator(mode="after")
     def _one_template(self) -> WebhookOptions:
@@ -196,8 +204,35 @@ def _summary(ctx: TaskContext) -> tuple[dict[str, Any], dict[str, Any], dict[str
     return summary, report, iter8
 
 
-def render_payload(template: str, context: dict[str, Any]) -> str:
-    """Render a payload template in Jinja2's sandbox; errors are one line."""
+def _go_report(ctx: TaskContext, iter8: dict[str, Any]) -> gotemplate.GoStruct:
+    """Iter8's ``.Report`` (base.Report): Go field names for templates, JSON names for toJson."""
+    result = ctx.result.dump()
+    if isinstance(result.get("insights"), dict):
+        result["insights"] = gotemplate.GoStruct("*base.Insights", result["insights"])
+    experiment = gotemplate.GoStruct(
+        "*base.Experiment",
+        {
+            "spec": [{"task": record.task} for record in ctx.result.tasks],
+            "result": gotemplate.GoStruct("*base.ExperimentResult", result),
+        },
+    )
+    fields = {k: v for k, v in iter8.items() if k != "experiment"}
+    return gotemplate.GoStruct("base.Report", {**fields, "experiment": experiment})
+
+
+def render_payload(
+    template: str, context: dict[str, Any], engine: gotemplate.Engine = "jinja2", data: Any = None
+) -> str:
+    """Render a payload template (Jinja2 over ``context``, Go over ``data``); errors are one line."""
+    if engine == "go":
+        try:
+            return gotemplate.render(template, data, name="payload")
+        except gotemplate.TemplateError as exc:
+            raise TaskError(f"payload template: {exc}") from None
+    return _render_jinja2(template, context)
+
+
+def _render_jinja2(template: str, context: dict[str, Any]) -> str:
     import jinja2
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -326,6 +361,18 @@ def _context(ctx: TaskContext, **more: Any) -> dict[str, Any]:
     return {"summary": summary, "report": report, "Summary": iter8, "Report": iter8, **more}
 
 
+def _payload(template: str, options: WebhookOptions, ctx: TaskContext, **more: Any) -> str:
+    """The payload: ``template`` rendered by its engine (declared or detected)."""
+    # The presets' own default payloads are Jinja2 whatever the user's templates are written in.
+    if template in (SLACK_PAYLOAD, GITHUB_PAYLOAD):
+        engine: gotemplate.Engine = "jinja2"
+    else:
+        engine = gotemplate.choose_engine(template, options.template_engine)
+    context = _context(ctx, **more)
+    data = {"Report": _go_report(ctx, context["Report"])} if engine == "go" else None
+    return render_payload(template, context, engine, data)
+
+
 def _iter8_values(values: Any, name: str) -> list[dict[str, Any]]:
     """Iter8's chart presets: ``--set slack.url=...`` (and ``slack.if``) give one entry."""
     entry: dict[str, Any] = {"task": name}
@@ -365,7 +412,7 @@ class NotifyTask(Task[NotifyInputs]):
             await asyncio.to_thread(auth_headers, inputs.auth, "auth", ctx.kube_options, redact)
         )
         if template is not None:
-            hook.payload = render_payload(template, _context(ctx))
+            hook.payload = _payload(template, inputs, ctx)
         await send(hook, inputs, ctx)
 
 
@@ -388,7 +435,7 @@ class SlackTask(Task[SlackInputs]):
         template = await _template(self.inputs, SLACK_PAYLOAD, ctx)
         assert template is not None
         hook = Webhook("POST", url, secret_url=True, redact=redact)
-        hook.payload = render_payload(template, _context(ctx))
+        hook.payload = _payload(template, self.inputs, ctx)
         await send(hook, self.inputs, ctx)
 
 
@@ -420,7 +467,7 @@ class GithubTask(Task[GithubInputs]):
         hook.headers = {"Accept": self._ACCEPT, "Authorization": f"token {secret}"}
         template = await _template(inputs, GITHUB_PAYLOAD, ctx)
         assert template is not None
-        hook.payload = render_payload(template, _context(ctx, eventType=inputs.event_type))
+        hook.payload = _payload(template, inputs, ctx, eventType=inputs.event_type)
         await send(hook, inputs, ctx)
 
 

@@ -6,7 +6,6 @@ that ``kubectl iter8 --help`` stays cheap.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -38,6 +37,8 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
+        import json
+
         return json.dumps(line)
 
 
@@ -134,6 +135,17 @@ def controller() -> None:
     help="File holding a shared token that A/B/n gRPC calls, /abnValues and /abnDashboard must carry "
     "as 'authorization: Bearer TOKEN' (also $ITER8_ABN_TOKEN_FILE; default: no token).",
 )
+@click.option(
+    "--rollouts",
+    is_flag=True,
+    help="Run routemaps' rollout policies (launches analysis experiments; needs the RBAC of "
+    "`controller manifests --rollouts`).",
+)
+@click.option(
+    "--analysis-image",
+    metavar="IMAGE",
+    help="Image of the Jobs that run rollouts' analysis experiments (default: this version's image).",
+)
 @click.option("--leader-elect", is_flag=True, help="Take part in leader election; only the leader writes.")
 @click.option(
     "--lease-namespace", metavar="NS", help="Namespace of the election Lease (default: the first watched)."
@@ -164,6 +176,8 @@ def serve(
     abn_max_metrics: str | None,
     abn_max_users: str | None,
     abn_token_file: str | None,
+    rollouts: bool,
+    analysis_image: str | None,
     leader_elect: bool,
     lease_namespace: str | None,
     log_format: str | None,
@@ -198,6 +212,8 @@ def serve(
         leader_elect=leader_elect,
         lease_namespace=lease_namespace or (namespaces[0] if namespaces else "default"),
         log_format=log_format,
+        rollouts=rollouts or None,
+        analysis_image=analysis_image,
     )
     _setup_logging(settings.log_format)
     hooks = state.require_hooks()
@@ -208,6 +224,8 @@ def serve(
         resource_types=types,
         kube_options=options,
         canonical=hooks.resource_types.canonical,
+        # Task plugins (numpy and all) only where analyses are launched: 40 MB of a routing-only controller.
+        tasks=hooks.tasks if settings.rollouts else None,
     )
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -295,6 +313,12 @@ def _abn_settings(max_metrics: str | None, max_users: str | None, token_file: st
     help="End with a NetworkPolicy: the HTTP port open, the A/B/n port only to the watched namespaces.",
 )
 @click.option(
+    "--rollouts",
+    is_flag=True,
+    help="Also grant what rollout policies take: launching analysis experiments (Secrets, Jobs, "
+    "ServiceAccounts, Roles) and rewriting a routemap on promotion.",
+)
+@click.option(
     "--config",
     metavar="FILE",
     help="The same configuration file serve gets (extra resource types; templateKinds become writable).",
@@ -322,6 +346,7 @@ def manifests_command(
     watch_namespaces: tuple[str, ...],
     cluster_scoped: bool,
     network_policy: bool,
+    rollouts: bool,
     config: str | None,
     image: str | None,
     http_port: int,
@@ -362,6 +387,9 @@ def manifests_command(
         http_port=http_port,
         abn_port=abn_port,
         abn_store_secret=abn_store_secret,
+        rollouts=rollouts,
     )
+    import json
+
     # Through JSON, so that objects sharing a dict are written out in full, without YAML anchors.
     click.echo(yaml.safe_dump_all(json.loads(json.dumps(objects)), sort_keys=False), nl=False)

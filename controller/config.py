@@ -11,9 +11,16 @@ every second, leases of two seconds) and production keeps Iter8's calm defaults.
     workers: 4
     templateKinds: [VirtualService.networking.istio.io, HTTPRoute.gateway.networking.k8s.io]
 
-``templateKinds`` are the only kinds the ``template`` router may write (kubectl's ``Kind.group``,
-``Kind`` for the core group): the operator decides, not the routemap's author, because the
-controller writes with its own rights.
+``templateKinds`` are the only kinds the ``template`` router (and routemaps' Iter8
+``routingTemplates``) may write (kubectl's ``Kind.group``, ``Kind`` for the core group): the
+operator decides, not the routemap's author, because the controller writes with its own rights.
+
+Iter8 v1.x's controller configuration (the ``config.yaml`` its ``controller`` chart wrote) loads as
+it is: ``resourceTypes`` in its spelling (``Group``/``Version``/``Resource``, no ``Kind``: the kind
+is looked up for the resources Iter8's charts named, else guessed), and its deployment settings
+(``image``, ``replicas``, ``resources``, ``logLevel``, ``clusterScoped``), which describe the
+Deployment, not the process: accepted and left to ``controller manifests``. A second short name
+for a resource already listed (Iter8's ``service`` beside ``svc``) is not watched twice.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kubectl_iter8.cluster import DEFAULT_IMAGE
 from kubectl_iter8.errors import UsageError
 from kubectl_iter8.registry import ResourceType, RoutingKind
 
@@ -64,6 +72,10 @@ class Settings:
     renew_deadline: float = 10.0
     #: Seconds between two attempts to acquire or renew the Lease.
     retry_period: float = 2.0
+    #: Whether routemaps' rollout policies are run (needs the RBAC of ``controller manifests --rollouts``).
+    rollouts: bool = False
+    #: The image of the Jobs that run rollouts' analysis experiments.
+    analysis_image: str = DEFAULT_IMAGE
     #: Per-key back-off after failed reconciles: first delay, doubled per failure up to the maximum.
     backoff_base: float = 0.5
     backoff_max: float = 60.0
@@ -102,6 +114,28 @@ class Settings:
 
 
 _TYPE_KEYS = {"group": "group", "version": "version", "resource": "resource", "kind": "kind"}
+#: Keys of Iter8's controller configuration that describe its Deployment (its chart's values).
+ITER8_DEPLOYMENT_KEYS = frozenset({"image", "replicas", "resources", "logLevel", "clusterScoped"})
+#: The kinds of the resources Iter8's charts and tutorials named, for types given without ``kind``.
+KNOWN_KINDS = {
+    ("", "services"): "Service",
+    ("", "configmaps"): "ConfigMap",
+    ("", "secrets"): "Secret",
+    ("", "pods"): "Pod",
+    ("apps", "deployments"): "Deployment",
+    ("apps", "statefulsets"): "StatefulSet",
+    ("apps", "replicasets"): "ReplicaSet",
+    ("apps", "daemonsets"): "DaemonSet",
+    ("batch", "jobs"): "Job",
+    ("serving.kserve.io", "inferenceservices"): "InferenceService",
+    ("serving.knative.dev", "services"): "Service",
+    ("networking.istio.io", "virtualservices"): "VirtualService",
+    ("networking.istio.io", "destinationrules"): "DestinationRule",
+    ("networking.istio.io", "serviceentries"): "ServiceEntry",
+    ("gateway.networking.k8s.io", "httproutes"): "HTTPRoute",
+    ("gateway.networking.k8s.io", "grpcroutes"): "GRPCRoute",
+    ("litmuschaos.io", "chaosengines"): "ChaosEngine",
+}
 
 
 def _resource_type(name: str, raw: Any) -> ResourceType:
@@ -119,8 +153,22 @@ def _resource_type(name: str, raw: Any) -> ResourceType:
     # Iter8 v0.14 spelled a condition as {name, status}; keep the name.
     names = tuple(str(c.get("name") if isinstance(c, dict) else c) for c in conditions)
     resource = str(values["resource"])
-    kind = str(values.get("kind") or resource.rstrip("s").capitalize())
-    return ResourceType(name, str(values.get("group") or ""), str(values["version"]), resource, kind, names)
+    group = str(values.get("group") or "")
+    kind = str(values.get("kind") or KNOWN_KINDS.get((group, resource)) or resource.rstrip("s").capitalize())
+    return ResourceType(name, group, str(values["version"]), resource, kind, names)
+
+
+def _distinct(types: list[ResourceType]) -> tuple[ResourceType, ...]:
+    """``types`` without a second name for a resource already listed: two informers of one kind
+    would each decide about the same objects' finalizers (Iter8's chart lists ``svc`` and
+    ``service``; ``service`` stays a name for ``svc`` through the built-in aliases)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for rtype in types:
+        if (rtype.group, rtype.resource) not in seen:
+            seen.add((rtype.group, rtype.resource))
+            out.append(rtype)
+    return tuple(out)
 
 
 def parse_kind(text: str) -> RoutingKind:
@@ -149,7 +197,14 @@ def load_config(path: str | Path, settings: Settings) -> Settings:
         raise UsageError(f"--config: {path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"--config: {path}: expected a mapping")
-    known = {"resourceTypes", "defaultResync", "workers", "logFormat", "templateKinds"}
+    known = {
+        "resourceTypes",
+        "defaultResync",
+        "workers",
+        "logFormat",
+        "templateKinds",
+        *ITER8_DEPLOYMENT_KEYS,
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise UsageError(f"--config: {path}: unknown keys {', '.join(unknown)}")
@@ -157,7 +212,7 @@ def load_config(path: str | Path, settings: Settings) -> Settings:
     types = raw.get("resourceTypes") or {}
     if not isinstance(types, dict):
         raise UsageError(f"--config: {path}: resourceTypes must map short names to types")
-    changes["extra_resource_types"] = tuple(_resource_type(str(k), v) for k, v in types.items())
+    changes["extra_resource_types"] = _distinct([_resource_type(str(k), v) for k, v in types.items()])
     if "defaultResync" in raw:
         changes["resync_period"] = parse_duration(str(raw["defaultResync"]))
     if "workers" in raw:

@@ -13,7 +13,10 @@ callables the manager passes), so they never block a reconcile.
   ``iter8_controller_writes_total{kind}``, ``iter8_controller_watch_restarts_total``, and the lines
   of every :attr:`Metrics.collectors` (the A/B/n service adds its own);
 * further routes the manager passes (the A/B/n read side): handlers of the query parameters and
-  the request headers (a route checks its own authorization; the three above stay open).
+  the request headers (a route checks its own authorization; the three above stay open);
+* ``PUT`` routes (the test results of :mod:`.testresults`): handlers of the query, the headers and
+  the body, which must come with a ``Content-Length`` of at most :data:`MAX_BODY` bytes (411, 413
+  otherwise, refused before a byte of it is read) and arrive within :data:`BODY_TIMEOUT` seconds.
 
 The port may face a network, so no client can hold the server: the request line and headers must
 arrive within :data:`HEAD_TIMEOUT` seconds in total (a half-sent request once kept a thread
@@ -46,6 +49,8 @@ Response = tuple[int, str, str]
 #: A route's handler: (the query parameters, the request headers) -> the response. Only the first
 #: value of a query parameter is kept; header names are lower-case (the last of repeated ones kept).
 Route = Callable[[dict[str, str], dict[str, str]], Response]
+#: A ``PUT`` route's handler: (the query parameters, the request headers, the body) -> the response.
+BodyRoute = Callable[[dict[str, str], dict[str, str], bytes], Response]
 
 #: Seconds for a client to send its whole request line and headers.
 HEAD_TIMEOUT = 5.0
@@ -55,6 +60,10 @@ IO_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
 #: Connections served at once, each on its own thread.
 MAX_CONNECTIONS = 64
+#: Bytes of a request body (``PUT`` routes only).
+MAX_BODY = 4 * 1024 * 1024
+#: Seconds for a client to send a whole request body, however it paces it.
+BODY_TIMEOUT = 30.0
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -83,9 +92,14 @@ class Metrics:
         self._duration_count = 0
         #: Per routemap (namespace, name): the weight applied per version.
         self.weights: dict[tuple[str, str], dict[str, int]] = {}
-        #: The rendered lines of :attr:`weights`, until they change: every resync sets the same
-        #: weights again, and at 10,000 routemaps rendering them was most of a scrape's cost.
-        self._weight_lines: list[str] | None = None
+        #: Per routemap, its lines of :attr:`weights`, formatted when they change (by the reconcile
+        #: that changed them), and all of them joined in order until one changes: at 10,000
+        #: routemaps formatting them on every scrape was most of a scrape's cost.
+        self._weight_blocks: dict[tuple[str, str], str] = {}
+        self._weight_text: str | None = None
+        #: Per routemap with a rollout: its phase; and rollout transitions by reason.
+        self.rollouts: dict[tuple[str, str], str] = {}
+        self.rollout_transitions: dict[str, int] = {}
         self.queue_depth: Callable[[], int] = lambda: 0
         self.is_leader: Callable[[], bool] = lambda: False
         self.watch_restarts: Callable[[], int] = lambda: 0
@@ -99,6 +113,18 @@ class Metrics:
             self._duration_sum += seconds
             self._duration_count += 1
 
+    def set_rollout(self, namespace: str, routemap: str, phase: str | None) -> None:
+        """The phase of a routemap's rollout (None: it has none, or is gone)."""
+        with self._lock:
+            if phase is None:
+                self.rollouts.pop((namespace, routemap), None)
+            else:
+                self.rollouts[(namespace, routemap)] = phase
+
+    def rollout_transition(self, reason: str) -> None:
+        with self._lock:
+            self.rollout_transitions[reason] = self.rollout_transitions.get(reason, 0) + 1
+
     def wrote(self, kind: str) -> None:
         with self._lock:
             self.writes[kind] = self.writes.get(kind, 0) + 1
@@ -109,11 +135,19 @@ class Metrics:
         with self._lock:
             if (self.weights.get(key) or None) == (weights or None):
                 return
+        block = "".join(
+            "iter8_controller_applied_weight"
+            f"{label_set({'namespace': namespace, 'routemap': routemap, 'version': version})} {weight}\n"
+            for version, weight in sorted((weights or {}).items())
+        )
+        with self._lock:
             if weights:
                 self.weights[key] = dict(weights)
+                self._weight_blocks[key] = block
             else:
                 self.weights.pop(key, None)
-            self._weight_lines = None
+                self._weight_blocks.pop(key, None)
+            self._weight_text = None
 
     def render(self) -> str:
         lines: list[str] = []
@@ -137,21 +171,21 @@ class Metrics:
             family("iter8_controller_writes_total", "counter", "Writes to the API server by kind of write.")
             for kind, count in sorted(self.writes.items()):
                 lines.append(f"iter8_controller_writes_total{label_set({'kind': kind})} {count}")
-            weight_lines = self._weight_lines
-            weights = list(self.weights.items()) if weight_lines is None else []
-        if weight_lines is None:
-            # Formatted outside the lock: every reconcile needs the lock to record its weights.
-            weight_lines = [
-                "iter8_controller_applied_weight"
-                f"{label_set({'namespace': namespace, 'routemap': routemap, 'version': version})} {weight}"
-                for (namespace, routemap), versions in sorted(weights)
-                for version, weight in sorted(versions.items())
-            ]
-            with self._lock:
-                if self._weight_lines is None and self.weights == dict(weights):
-                    self._weight_lines = weight_lines
+            if self._weight_text is None:
+                self._weight_text = "".join(block for _, block in sorted(self._weight_blocks.items()))
+            weight_text = self._weight_text
+            rollouts = sorted(self.rollouts.items())
+            transitions = sorted(self.rollout_transitions.items())
         family("iter8_controller_applied_weight", "gauge", "Weight applied per routemap version.")
-        lines.extend(weight_lines)
+        if weight_text:
+            lines.append(weight_text.removesuffix("\n"))
+        family("iter8_controller_rollout_phase", "gauge", "1 for the phase each rollout is in.")
+        for (namespace, routemap), phase in rollouts:
+            labels = label_set({"namespace": namespace, "routemap": routemap, "phase": phase})
+            lines.append(f"iter8_controller_rollout_phase{labels} 1")
+        family("iter8_controller_rollout_transitions_total", "counter", "Rollout transitions by reason.")
+        for reason, count in transitions:
+            lines.append(f"iter8_controller_rollout_transitions_total{label_set({'reason': reason})} {count}")
         family("iter8_controller_queue_depth", "gauge", "Keys waiting in the work queue.")
         lines.append(f"iter8_controller_queue_depth {self.queue_depth()}")
         family("iter8_controller_is_leader", "gauge", "1 when this replica holds the lease.")
@@ -178,8 +212,8 @@ class _HeadTooLarge(Exception):
 class _HeadReader:
     """A connection's input, counting what ``readline`` returns against the head's byte budget.
 
-    The stdlib reads the request line and each header with ``readline`` and bodies with ``read``
-    (this server reads no body), so only ``readline`` is counted.
+    The stdlib reads the request line and each header with ``readline``; a ``PUT`` body is read
+    with ``read1`` under its own cap, so only ``readline`` is counted.
     """
 
     def __init__(self, raw: io.BufferedIOBase, budget: int) -> None:
@@ -196,6 +230,9 @@ class _HeadReader:
 
     def read(self, size: int | None = -1) -> bytes:
         return self._raw.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._raw.read1(size)
 
     def close(self) -> None:
         self._raw.close()
@@ -304,6 +341,9 @@ class HTTPServer:
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         routes: Mapping[str, Route] | None = None,
+        put_routes: Mapping[str, BodyRoute] | None = None,
+        max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
         head_timeout: float = HEAD_TIMEOUT,
         io_timeout: float = IO_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
@@ -318,6 +358,7 @@ class HTTPServer:
             "/metrics": lambda _q, _h: (200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
             **(routes or {}),
         }
+        puts: dict[str, BodyRoute] = dict(put_routes or {})
 
         class Handler(BaseHTTPRequestHandler):
             timeout = io_timeout
@@ -348,7 +389,10 @@ class HTTPServer:
                 url = urlsplit(self.path)
                 route = table.get(url.path)
                 if route is None:
-                    self._send(404, "not found\n", "text/plain")
+                    if url.path in puts:
+                        self._send(405, "only PUT is served\n", "text/plain", allow="PUT")
+                    else:
+                        self._send(404, "not found\n", "text/plain")
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -361,17 +405,71 @@ class HTTPServer:
                 self._send(*response)
 
             def _refuse(self) -> None:
-                self._send(405, "only GET is served\n", "text/plain", allow=True)
+                allowed = "PUT" if urlsplit(self.path).path in puts else "GET"
+                self._send(405, f"only {allowed} is served\n", "text/plain", allow=allowed)
 
-            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+            do_POST = do_DELETE = do_PATCH = _refuse
 
-            def _send(self, status: int, body: str, content_type: str, *, allow: bool = False) -> None:
+            def do_PUT(self) -> None:
+                url = urlsplit(self.path)
+                route = puts.get(url.path)
+                if route is None:
+                    self._refuse()
+                    return
+                body = self._body()
+                if body is None:
+                    return
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    response = route(query, headers, body)
+                except Exception:
+                    log.exception("PUT %s failed", url.path)
+                    response = (500, "internal error\n", "text/plain")
+                self._send(*response)
+
+            def _body(self) -> bytes | None:
+                """The request body, or None once an error is sent (the connection then closes:
+                an unread body would be taken for the next request)."""
+                length = self.headers.get("Content-Length", "").strip()
+                if self.headers.get("Transfer-Encoding") or not length:
+                    self.close_connection = True
+                    self._send(411, "a Content-Length is required\n", "text/plain")
+                    return None
+                if not (length.isascii() and length.isdigit()):
+                    self.close_connection = True
+                    self._send(400, "Content-Length: not a number\n", "text/plain")
+                    return None
+                size = int(length)
+                if size > max_body:
+                    self.close_connection = True
+                    self._send(413, f"request body over {max_body} bytes\n", "text/plain")
+                    return None
+                deadline = time.monotonic() + body_timeout
+                chunks: list[bytes] = []
+                left = size
+                while left:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("request body not sent in time")
+                    # One recv per read1, each under what is left of the deadline: a client
+                    # trickling bytes cannot stretch the body past it.
+                    self.connection.settimeout(min(remaining, io_timeout))
+                    chunk = self.rfile.read1(min(left, 65536))
+                    if not chunk:
+                        raise ConnectionError("request body cut short")
+                    chunks.append(chunk)
+                    left -= len(chunk)
+                self.connection.settimeout(io_timeout)
+                return b"".join(chunks)
+
+            def _send(self, status: int, body: str, content_type: str, *, allow: str | None = None) -> None:
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 if allow:
-                    self.send_header("Allow", "GET")
+                    self.send_header("Allow", allow)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -34,6 +34,7 @@ nothing to change, so they write nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -41,8 +42,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from kubectl_iter8.boundedyaml import truncate
+from kubectl_iter8.cluster import GROUP_LABEL
 from kubectl_iter8.errors import Iter8Error, KubeError, UsageError
-from kubectl_iter8.kube import CONFIGMAPS, GVR, Kube, KubeOptions
+from kubectl_iter8.kube import CONFIGMAPS, GVR, JOBS, Kube, KubeOptions
 from kubectl_iter8.registry import ResourceType, RouterRegistry
 from kubectl_iter8.routemap import KIND_LABEL, ROUTEMAP_KIND, WATCH_LABEL, RouteMap, parse_routemap
 
@@ -55,11 +57,15 @@ from .http import HTTPServer, Metrics
 from .leader import LeaderElector
 from .plan import ResourceId, cached_view, resource_ids, routemap_view
 from .queue import WorkQueue
+from .rollouts import RolloutReconciler
 from .routemaps import RouteMapReconciler, abn_versions
 from .state import ROUTEMAP, Key, SharedState
+from .testresults import TestResults
 from .writer import ERROR_LIMIT, Writer
 
 if TYPE_CHECKING:
+    from kubectl_iter8.registry import TaskRegistry
+
     from .abn.runtime import AbnRuntime
 
 log = logging.getLogger("kubectl_iter8.controller")
@@ -110,6 +116,7 @@ class Controller:
         resource_types: Mapping[str, ResourceType],
         kube_options: KubeOptions | None = None,
         canonical: Callable[[str], str | None] = lambda name: None,
+        tasks: TaskRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.routers = routers
@@ -147,6 +154,7 @@ class Controller:
             template_kinds=settings.template_kinds,
             metrics=self.metrics,
             enqueue=self.queue.add,
+            rollouts=self._rollouts(tasks) if settings.rollouts else None,
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,6 +164,9 @@ class Controller:
         namespaces: list[str | None] = (
             list(settings.namespaces) if settings.namespaces is not None else [None]
         )
+        # Pod templates' digests tell a rollout that a candidate changed in place; 25,000 of them
+        # are a few MB that only a controller running rollouts needs.
+        view = functools.partial(cached_view, template_digest=settings.rollouts)
         for namespace in namespaces:
             informer = self._informer(
                 CONFIGMAPS,
@@ -169,8 +180,11 @@ class Controller:
             for name, rtype in sorted(self.types.items()):
                 gvr = GVR(rtype.group, rtype.version, rtype.resource)
                 handler = self._resource_handler(name)
-                informer = self._informer(gvr, namespace, f"{WATCH_LABEL}=true", handler, name, cached_view)
+                informer = self._informer(gvr, namespace, f"{WATCH_LABEL}=true", handler, name, view)
                 self.type_informers.setdefault(name, []).append(informer)
+            if settings.rollouts:
+                # A rollout hears at once that its analysis Job ended, instead of at its next poll.
+                self._informer(JOBS, namespace, GROUP_LABEL, self._on_job, "jobs", cached_view)
         self.elector: LeaderElector | None = None
         if settings.leader_elect:
             self.elector = LeaderElector(
@@ -190,6 +204,21 @@ class Controller:
         self.abn: AbnRuntime | None = None
 
     # --- construction helpers ------------------------------------------------------------------
+
+    def _rollouts(self, tasks: TaskRegistry | None) -> RolloutReconciler:
+        def requeue(namespace: str, name: str, delay: float) -> None:
+            self.queue.add_after(Key(ROUTEMAP, namespace, name), delay)
+
+        return RolloutReconciler(
+            self.kube,
+            self.writer,
+            lookup=self.lookup,
+            type_table=self.type_table,
+            tasks=tasks,
+            image=self.settings.analysis_image,
+            metrics=self.metrics,
+            requeue=requeue,
+        )
 
     def _new_kube(self) -> Kube:
         kube = Kube(self.kube_options)
@@ -232,6 +261,8 @@ class Controller:
 
             self.abn = AbnRuntime(s, versions_for=self.abn_versions, known=self.knows_application)
             self.metrics.collectors.append(self.abn.collect)
+        # Iter8 v1.x's test results and their dashboards (testresults.py), under the A/B/n token.
+        results = TestResults(s.abn_token)
         try:
             self.http = HTTPServer(
                 s.http_address,
@@ -239,7 +270,8 @@ class Controller:
                 metrics=self.metrics,
                 healthy=self.healthy,
                 ready=self.ready,
-                routes=self.abn.routes() if self.abn else None,
+                routes={**(self.abn.routes() if self.abn else {}), **results.routes()},
+                put_routes=results.put_routes(),
             )
         except OSError as exc:
             if self.abn is not None:
@@ -315,6 +347,18 @@ class Controller:
             self.requeue_all()
 
     # --- events from the informers -------------------------------------------------------------
+
+    def _on_job(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        assert obj is not None
+        if new is not None and not _finished(new):
+            return  # a rollout reads its analysis when the Job has ended (or is gone)
+        meta = obj["metadata"]
+        group = (meta.get("labels") or {}).get(GROUP_LABEL, "")
+        rollouts = self.routemaps.rollouts
+        owner = rollouts.routemap_of(meta.get("namespace") or "", group) if rollouts is not None else None
+        if owner is not None:
+            self.queue.add(Key(ROUTEMAP, *owner))
 
     def _on_routemap(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -448,3 +492,8 @@ class Controller:
     def _report_error(self, key: Key, message: str) -> None:
         if key.kind == ROUTEMAP:
             self.routemaps.report_error(key.namespace, key.name, message)
+
+
+def _finished(job: Obj) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)

@@ -15,6 +15,10 @@ so adding a type to the configuration adds exactly the access it needs:
 * ConfigMaps: get, list, watch (routemaps), create, patch, delete (the status ConfigMaps, and one
   written by a reconcile that raced with its routemap's deletion);
 * Events: create, patch; Leases: get, create, update (leader election, in its own namespace);
+* with ``--rollouts`` (progressive delivery, ``docs/progressive.md``): what launching an analysis
+  experiment takes (Secrets, ServiceAccounts, Roles and RoleBindings: get, create, update, patch;
+  Jobs: get, list, watch, create, delete; Pods: get, list), and ConfigMaps update (the promotion
+  rewrites the routemap). Off by default: a controller that only routes never holds Secrets;
 * the kinds the routers declare they write (Istio VirtualServices, Gateway API HTTPRoutes) and the
   configuration's ``templateKinds`` get get, create, patch, delete. Nothing else is writable: the
   controller's rights are what a routemap's author could borrow, and the controller itself refuses
@@ -74,9 +78,15 @@ VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 
 def _rules(
-    types: Iterable[ResourceType], route_resources: Sequence[tuple[str, str]], *, watch: bool, leases: bool
+    types: Iterable[ResourceType],
+    route_resources: Sequence[tuple[str, str]],
+    *,
+    watch: bool,
+    leases: bool,
+    rollouts: bool = False,
 ) -> list[dict[str, Any]]:
-    """The rules for watching a namespace's apps (``watch``) and for leader election (``leases``)."""
+    """The rules for watching a namespace's apps (``watch``), for leader election (``leases``), and
+    for running rollouts' analyses and promotions there (``rollouts``)."""
     verbs: dict[tuple[str, str], set[str]] = {}
 
     def allow(group: str, resource: str, *wanted: str) -> None:
@@ -89,6 +99,16 @@ def _rules(
         allow("", "events", "create", "patch")
         for group, resource in route_resources:
             allow(group, resource, "get", "create", "patch", "delete")
+        if rollouts:
+            # Launching an analysis as `launch -g` does, and RBAC lets nobody grant what they lack:
+            # the experiment's Role may read and update its Secret, so the controller must too.
+            allow("", "configmaps", "update")  # the promotion rewrites the routemap
+            allow("", "secrets", "get", "create", "update", "patch")
+            allow("", "serviceaccounts", "get", "create", "update", "patch")
+            allow("", "pods", "get", "list")  # why an analysis Job failed
+            allow("batch", "jobs", "get", "list", "watch", "create", "delete")
+            for resource in ("roles", "rolebindings"):
+                allow("rbac.authorization.k8s.io", resource, "get", "create", "update", "patch")
     if leases:
         allow("coordination.k8s.io", "leases", "get", "create", "update")
     # One rule per (group, verbs), so the Role reads like the list above.
@@ -109,11 +129,12 @@ def _rbac(
     namespace: str,
     watch_namespaces: Sequence[str] | None,
     labels: dict[str, str],
+    rollouts: bool,
 ) -> list[dict[str, Any]]:
     """A ClusterRole and its binding (``watch_namespaces`` None), or a Role and binding per namespace."""
 
     def rules(*, watch: bool, leases: bool) -> list[dict[str, Any]]:
-        return _rules(types, route_resources, watch=watch, leases=leases)
+        return _rules(types, route_resources, watch=watch, leases=leases, rollouts=rollouts)
 
     subjects = [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]
     api = "rbac.authorization.k8s.io"
@@ -179,11 +200,13 @@ def manifests(
     abn_port: int = 50051,
     abn_store_secret: str | None = None,
     routing_kinds: Iterable[RoutingKind] = ROUTING_KINDS,
+    rollouts: bool = False,
 ) -> list[dict[str, Any]]:
     """The objects to ``kubectl apply``, in order.
 
     :param watch_namespaces: where the apps are (ignored with ``cluster_scoped``: every namespace).
     :param routing_kinds: what the routers may write (the declared kinds and ``templateKinds``).
+    :param rollouts: grant what running rollouts takes (analysis experiments, the promotion).
     """
     kinds = list(types)
     route_resources = sorted({(group, guess_resource(kind)) for group, kind in routing_kinds})
@@ -214,6 +237,8 @@ def manifests(
     service_ports = [{"name": "http", "port": http_port, "targetPort": "http"}]
     volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {}}]
     mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
+    if rollouts:
+        args += ["--rollouts", "--analysis-image", image]
     if abn_port:
         args += ["--abn-address", "0.0.0.0", "--abn-port", str(abn_port)]
         ports.append({"name": "grpc", "containerPort": abn_port})
@@ -241,6 +266,7 @@ def manifests(
             namespace=namespace,
             watch_namespaces=watched,
             labels=labels,
+            rollouts=rollouts,
         ),
         {
             "apiVersion": "apps/v1",

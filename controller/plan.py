@@ -20,6 +20,11 @@ either the weight is 1. An unavailable version gets 0; when every weight is 0 th
 :mod:`kubectl_iter8.routemap` (:func:`~kubectl_iter8.routemap.desired_weight`,
 :func:`~kubectl_iter8.routemap.routed_weights`), shared with ``kubectl iter8 release``.
 
+**Iter8 v1.x routemaps** (``routingTemplates`` instead of ``routing``) follow Iter8's weight rule
+(:func:`~kubectl_iter8.routemap.iter8_desired_weight`: the annotation of a version's *first*
+resource only) and are rendered by :mod:`.routing_templates`, then gated like a router's output:
+only ``templateKinds``, stamped the same way.
+
 **Router options** are validated here, once (:func:`kubectl_iter8.validation.router_config`), and
 the router renders from the validated model.
 """
@@ -29,7 +34,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +50,7 @@ from kubectl_iter8.routemap import (
     RouteMap,
     RoutingState,
     desired_weight,
+    iter8_desired_weight,
     routed_weights,
 )
 from kubectl_iter8.validation import router_config
@@ -126,6 +132,8 @@ CACHED_METADATA = (
     "name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations",
     "finalizers", "deletionTimestamp",
 )  # fmt: skip
+#: The key of a cached view holding a digest of the object's ``spec.template`` (pods' specs).
+TEMPLATE_DIGEST = "iter8TemplateDigest"
 CACHED_STATUS = ("observedGeneration", "conditions")
 #: Of each condition, what readiness reads (not its message and timestamps).
 CACHED_CONDITION = ("type", "status", "reason", "observedGeneration")
@@ -138,8 +146,9 @@ def routemap_view(cm: Obj) -> Obj:
     return {**cm, "metadata": meta}
 
 
-def cached_view(obj: Obj) -> Obj:
-    """``obj`` with only what the plan and the finalizers read (see :data:`CACHED_METADATA`)."""
+def cached_view(obj: Obj, *, template_digest: bool = False) -> Obj:
+    """``obj`` with only what the plan and the finalizers read (see :data:`CACHED_METADATA`), and
+    with ``template_digest`` (a controller that runs rollouts) a digest of its pod template."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     view: Obj = {
@@ -155,12 +164,29 @@ def cached_view(obj: Obj) -> Obj:
                 for c in kept["conditions"]
             ]
         view["status"] = kept
+    spec = obj.get("spec") if template_digest else None
+    template = spec.get("template") if isinstance(spec, dict) else None
+    if isinstance(template, dict):
+        # What tells a rollout that a version changed in place (a new image): the pod template's
+        # digest, not the generation, which scaling changes too.
+        view[TEMPLATE_DIGEST] = digest(template)
     return view
 
 
-def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) -> Plan:
-    """Availability and weights of every version, from the cache only."""
+def plan(
+    routemap: RouteMap,
+    lookup: Lookup,
+    types: Mapping[str, ResourceType],
+    weights: Sequence[int] | None = None,
+) -> Plan:
+    """Availability and weights of every version, from the cache only.
+
+    :param weights: the desired weights, when a rollout decides them instead of the routemap and
+        the annotations (availability still decides what is routed).
+    """
     all_rids = resource_ids(routemap, types)
+    # Routemaps written as Iter8 v1.x wrote them get Iter8's weights (docs/iter8-compat.md).
+    weigh = desired_weight if routemap.spec.routing_templates is None else iter8_desired_weight
     reasons: list[str | None] = []
     desired: list[int] = []
     for version, rids in zip(routemap.spec.versions, all_rids, strict=True):
@@ -171,13 +197,13 @@ def plan(routemap: RouteMap, lookup: Lookup, types: Mapping[str, ResourceType]) 
                 None,
             )
         )
-        desired.append(desired_weight(version, objs)[0])
-    weights = routed_weights(desired, [reason is None for reason in reasons])
+        desired.append(weigh(version, objs)[0])
+    routed = routed_weights(desired if weights is None else weights, [reason is None for reason in reasons])
     return Plan(
         tuple(
             VersionPlan(version.label, reason is None, weight, reason, rids)
             for version, rids, reason, weight in zip(
-                routemap.spec.versions, all_rids, reasons, weights, strict=True
+                routemap.spec.versions, all_rids, reasons, routed, strict=True
             )
         )
     )
@@ -193,14 +219,25 @@ def desired_objects(
     state: RoutingState,
     routers: RouterRegistry,
     template_kinds: tuple[RoutingKind, ...] = DEFAULT_TEMPLATE_KINDS,
+    types: Mapping[str, ResourceType] | None = None,
 ) -> list[Obj]:
-    """The routing objects the routemap's router renders, ready to apply.
+    """The routing objects the routemap's router (or its Iter8 ``routingTemplates``) renders, ready to apply.
 
-    :param template_kinds: what a router that declares ``kinds = None`` (``template``) may render.
+    :param template_kinds: what a router that declares ``kinds = None`` (``template``), and
+        routing templates, may render.
+    :param types: the resource types, by which a routing template's ``gvrShort`` is resolved.
     :raises PermanentError: no ``routing``-less routemap raises (it renders nothing); an unknown
         router, an invalid router config, a rendering that fails or is malformed, or an object of
         a kind the router may not write does.
     """
+    owner = routemap.owner_reference()
+    if routemap.spec.routing_templates is not None:
+        from .routing_templates import render
+
+        rendered_by = render(routemap, state, frozenset(template_kinds), types or {})
+        return [
+            stamp(obj, routemap.namespace, owner, who=f"routingTemplates.{name}") for name, obj in rendered_by
+        ]
     routing = routemap.spec.routing
     if routing is None:
         return []
@@ -227,7 +264,6 @@ def desired_objects(
             raise PermanentError(
                 f"router {routing.router!r} rendered a {kind_name(kind_of(obj))}; it may write only: {may}"
             )
-    owner = routemap.owner_reference()
     return [stamp(obj, routemap.namespace, owner, who=f"router {routing.router!r}") for obj in rendered]
 
 

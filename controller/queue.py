@@ -11,7 +11,9 @@ controller level-based and safe:
 * a failed key comes back after :meth:`backoff` (``base * 2**failures``, capped), and
   :meth:`forget` resets its failure count once it succeeds.
 
-Delayed adds sit in a heap; :meth:`get` wakes up for the earliest one. Everything is guarded by one
+Delayed adds sit in a heap, one per key (client-go's delaying queue: adding a key that is already
+waiting keeps the earlier time), so keys that schedule their own next look, as a rollout does, do
+not pile up; :meth:`get` wakes up for the earliest one. Everything is guarded by one
 condition variable, and :meth:`shutdown` wakes every waiting worker. Due times are read from
 ``clock`` (monotonic seconds), so tests can move time instead of sleeping.
 """
@@ -44,6 +46,8 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
+        #: When each delayed key is due (heap entries with another time are stale, skipped).
+        self._due: dict[K, float] = {}
         self._sequence = 0
         self._failures: dict[K, int] = {}
         self._shutdown = False
@@ -68,8 +72,12 @@ class WorkQueue(Generic[K]):
         with self._cond:
             if self._shutdown:
                 return
+            due = self._clock() + delay
+            if self._due.get(key, due + 1) <= due:
+                return
+            self._due[key] = due
             self._sequence += 1
-            heapq.heappush(self._delayed, (self._clock() + delay, self._sequence, key))
+            heapq.heappush(self._delayed, (due, self._sequence, key))
             self._cond.notify()
 
     def backoff(self, key: K) -> float:
@@ -94,7 +102,10 @@ class WorkQueue(Generic[K]):
         """Move due delayed keys into the queue; seconds until the next one, or None."""
         now = self._clock()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != due:
+                continue  # moved earlier by a later add_after; that entry counts
+            del self._due[key]
             if key not in self._dirty:
                 self._dirty.add(key)
                 if key not in self._processing:

@@ -31,6 +31,11 @@ import click
 from kubectl_iter8.commands.common import CLIState, emit, kube_options, pass_state
 from kubectl_iter8.errors import Iter8Error, UsageError
 
+from .release_common import connect, load_routemap
+from .rollout_commands import COMMANDS as ROLLOUT_COMMANDS
+from .rollout_commands import abort_rollout, describe, rollout_state
+from .rollout_commands import line as rollout_line
+
 if TYPE_CHECKING:
     from kubectl_iter8.kube import GVR, Kube
     from kubectl_iter8.registry import ResourceTypeRegistry
@@ -72,6 +77,8 @@ class ReleaseView:
     reported: bool = False
     last_error: str | None = None
     routing_objects: list[dict[str, str]] = field(default_factory=list)
+    #: The rollout, when the routemap has a policy (see :func:`.rollout_commands.describe`).
+    rollout: dict[str, Any] | None = None
 
     def expected(self) -> list[int]:
         """The weights the controller applies when every version with a desired weight is available."""
@@ -122,17 +129,6 @@ def _gvr(types: ResourceTypeRegistry, short: str) -> GVR:
     return GVR(rtype.group, rtype.version, rtype.resource, singular=rtype.name)
 
 
-def _load(kube: Kube, name: str) -> tuple[Obj, RouteMap]:
-    from kubectl_iter8.kube import CONFIGMAPS
-    from kubectl_iter8.routemap import KIND_LABEL, ROUTEMAP_KIND, parse_routemap
-
-    cm = kube.get(CONFIGMAPS, name)
-    labels = cm.get("metadata", {}).get("labels") or {}
-    if labels.get(KIND_LABEL) != ROUTEMAP_KIND:
-        raise UsageError(f'configmap "{name}" is not a routemap (no label {KIND_LABEL}={ROUTEMAP_KIND})')
-    return cm, parse_routemap(cm)
-
-
 def _live(kube: Kube, types: ResourceTypeRegistry, routemap: RouteMap) -> list[list[Obj | None]]:
     """Per version, its resources as they are now (None: missing or of an unknown type)."""
     out: list[list[Obj | None]] = []
@@ -153,7 +149,7 @@ def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
 
     from .status import read_status, status_name
 
-    cm, routemap = _load(kube, name)
+    cm, routemap = load_routemap(kube, name)
     live = _live(kube, types, routemap)
     status = read_status(kube.find(CONFIGMAPS, status_name(name)))
     reported = list(status.get("versions") or [])
@@ -174,6 +170,14 @@ def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
             view.applied = int(entry.get("weight", 0))
             view.reason = entry.get("reason")
         views.append(view)
+    rollout = None
+    if routemap.spec.rollout is not None:
+        state = rollout_state(kube, name)
+        rollout = describe(routemap, state)
+        if state is not None and len(views) == 2 and state.candidate_name == views[1].name:
+            # The controller routes by the rollout's weights, not the routemap's.
+            for view, weight in zip(views, (100 - state.weight, state.weight), strict=True):
+                view.desired, view.source = weight, "rollout"
     observed = len(reported) == len(views) and str(status.get("observedResourceVersion")) == str(
         cm["metadata"].get("resourceVersion")
     )
@@ -187,6 +191,7 @@ def _view(kube: Kube, types: ResourceTypeRegistry, name: str) -> ReleaseView:
         reported=bool(status),
         last_error=status.get("lastError"),
         routing_objects=list(status.get("routingObjects") or []),
+        rollout=rollout,
     )
 
 
@@ -268,12 +273,6 @@ def _refuse_unserved(view: ReleaseView, weights: list[int], what: str) -> None:
 
 # -------------------------------------------------------------------------------------------------
 # Commands
-
-
-def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Kube:
-    from kubectl_iter8.kube import Kube, KubeOptions
-
-    return Kube(KubeOptions(kubeconfig, context, namespace))
 
 
 def _duration(value: str, flag: str) -> float:
@@ -404,7 +403,7 @@ def create(
     for version in spec_versions:
         for ref in version["resources"]:
             _gvr(types, ref["gvrShort"])
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         cm: Obj = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -454,6 +453,8 @@ def _table(view: ReleaseView) -> str:
         headers=["VERSION", "ROLE", "RESOURCES", "AVAILABLE", "DESIRED", "APPLIED", "REASON"],
         tablefmt="plain",
     )
+    if view.rollout is not None:
+        footer += "\n" + rollout_line(view.rollout)
     return f"{header}\n{table}\n{footer}"
 
 
@@ -490,7 +491,7 @@ def get(
 ) -> None:
     """Show each version: resources, availability, desired and applied weights, why not ready."""
     types = _types(state)
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         last = _render(_view(kube, types, name), output)
         click.echo(last)
         if not watch:
@@ -524,8 +525,13 @@ def weight_command(
 ) -> None:
     """Set VERSION's weight (in the routemap; its weight annotations are removed)."""
     types = _types(state)
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         view = _view(kube, types, name)
+        if view.rollout is not None:
+            raise UsageError(
+                f'release "{name}" has a rollout policy, which sets the weights '
+                "(use approve, pause, resume, abort or retry)"
+            )
         target = view.find(version)
         weights = [weight if v.index == target.index else v.desired for v in view.versions]
         _refuse_unserved(view, weights, f"set the weight of {target.name} to {weight}")
@@ -542,9 +548,13 @@ def abort(
 ) -> None:
     """Send all traffic to the primary: every candidate's weight becomes 0."""
     types = _types(state)
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         view = _view(kube, types, name)
         primary = view.versions[0]
+        if view.rollout is not None:
+            abort_rollout(kube, name)
+            click.echo(f'release "{name}": rollout aborted: all traffic to {primary.name}')
+            return
         weights = {v.index: 0 for v in view.versions[1:]}
         weights[0] = primary.desired or 100
         _write_weights(kube, types, name, weights, expect=[v.name for v in view.versions])
@@ -571,7 +581,7 @@ def promote(
     """Make VERSION (default: the only candidate) the primary, with a ready version serving throughout."""
     seconds = _duration(timeout, "--timeout")
     types = _types(state)
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         view = _view(kube, types, name)
         if version is None:
             candidates = view.versions[1:]
@@ -637,7 +647,7 @@ def status(
     """Exit 0 when the release is settled, 1 when --timeout passes first (for CI)."""
     seconds = _duration(timeout, "--timeout")
     types = _types(state)
-    with _connect(kubeconfig, context, namespace) as kube:
+    with connect(kubeconfig, context, namespace) as kube:
         _wait(
             lambda: _view(kube, types, name),
             lambda view: view.pending(wanted),
@@ -656,7 +666,11 @@ def delete(name: str, kubeconfig: str | None, context: str | None, namespace: st
     """Delete the routemap (its routing objects and status go with it); resources are left alone."""
     from kubectl_iter8.kube import CONFIGMAPS
 
-    with _connect(kubeconfig, context, namespace) as kube:
-        _load(kube, name)
+    with connect(kubeconfig, context, namespace) as kube:
+        load_routemap(kube, name)
         kube.delete(CONFIGMAPS, name)
     click.echo(f'release "{name}" deleted')
+
+
+for _command in ROLLOUT_COMMANDS:
+    release.add_command(_command)

@@ -27,6 +27,7 @@ from kubectl_iter8.boundedyaml import truncate
 from kubectl_iter8.errors import Iter8Error, KubeConflictError, KubeError, UsageError
 from kubectl_iter8.kube import CONFIGMAPS, GVR, Kube
 from kubectl_iter8.registry import ResourceType, RouterRegistry, RoutingKind, kind_name, kind_of
+from kubectl_iter8.rollout import RolloutState
 from kubectl_iter8.routemap import MANAGED_BY, RouteMap
 
 from .abn.assignment import AppVersions
@@ -35,7 +36,8 @@ from .errors import PermanentError, TemporaryError
 from .finalizers import FinalizerReconciler, Lookup, is_deleting
 from .http import Metrics
 from .plan import FIELD_MANAGER, Plan, desired_objects, plan, up_to_date
-from .state import Key, SharedState
+from .rollouts import RolloutReconciler
+from .state import ROUTEMAP, Key, SharedState
 from .status import read_status, status_name, status_object
 from .writer import ERROR_LIMIT, Writer
 
@@ -81,6 +83,7 @@ class RouteMapReconciler:
         template_kinds: tuple[RoutingKind, ...],
         metrics: Metrics,
         enqueue: Callable[[Key], None],
+        rollouts: RolloutReconciler | None = None,
     ) -> None:
         self.kube = kube
         self.writer = writer
@@ -93,9 +96,10 @@ class RouteMapReconciler:
         self.template_kinds = template_kinds
         self.metrics = metrics
         self.enqueue = enqueue
+        self.rollouts = rollouts
 
-    def plan(self, routemap: RouteMap) -> Plan:
-        return plan(routemap, self.lookup, self.type_table)
+    def plan(self, routemap: RouteMap, weights: list[int] | None = None) -> Plan:
+        return plan(routemap, self.lookup, self.type_table, weights)
 
     def reconcile(self, namespace: str, name: str) -> None:
         # While a routemap is being reconciled, no finalizer it guards is released: its plan may
@@ -103,11 +107,12 @@ class RouteMapReconciler:
         with self.state.reconciling((namespace, name)):
             self._reconcile(namespace, name)
 
-    def _reconcile(self, namespace: str, name: str) -> None:
+    def _reconcile(self, namespace: str, name: str, *, again: bool = True) -> None:
         key = (namespace, name)
         cm = self.routemap_object(namespace, name)
         if cm is None:
             self.metrics.set_weights(namespace, name, None)
+            self.metrics.set_rollout(namespace, name, None)
             self.state.set_abn(key, None)
             return  # its routing objects and status go with it (ownerReferences)
         parsed = self.state.routemap(key)
@@ -119,13 +124,28 @@ class RouteMapReconciler:
                 self.write_status(cm, None, None, None, message)
             raise PermanentError(message)
         routemap = parsed
-        decided = self.plan(routemap)
+        rollout: tuple[Obj | None, RolloutState] | None = None
+        weights = None
+        if routemap.spec.rollout is None:
+            self.metrics.set_rollout(namespace, name, None)
+        elif self.rollouts is None:
+            message = "it has a rollout policy, but rollouts are off (controller serve --rollouts)"
+            if self.writer.is_leader():
+                self.writer.event(cm, "RolloutsOff", message, warning=True)
+                self.write_status(cm, routemap, None, None, message)
+            raise PermanentError(message)
+        else:
+            rollout = self.rollouts.load(cm)
+            weights = self.rollouts.weights(routemap, rollout[1])
+        decided = self.plan(routemap, weights)
         log.debug("routemap %s/%s: %s", namespace, name, decided)
         self.state.set_abn(key, abn_versions(decided, cm))
         if not self.writer.is_leader():
             return
         try:
-            objects = desired_objects(routemap, decided.state, self.routers, self.template_kinds)
+            objects = desired_objects(
+                routemap, decided.state, self.routers, self.template_kinds, self.type_table
+            )
             targets = [(self._gvr_of(obj), obj) for obj in objects]
         except PermanentError as exc:
             self.writer.event(cm, "RenderFailed", str(exc), warning=True)
@@ -183,11 +203,25 @@ class RouteMapReconciler:
         applied = [
             {"apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"]} for o in objects
         ]
-        # One read of the status serves both: only this controller writes it.
+        # One read of the status serves both: only this controller writes it. When it already
+        # records exactly these objects (every resync), there is nothing to prune or write, and
+        # parsing it would be a tenth of the reconcile.
         live = self._status_live(cm)
-        previous = read_status(live)
-        self._prune(cm, applied, previous)
-        self.write_status(cm, routemap, decided, applied, None, live=(live, previous))
+        if not up_to_date(live, status_object(cm, routemap, decided, applied, None)):
+            previous = read_status(live)
+            self._prune(cm, applied, previous)
+            self.write_status(cm, routemap, decided, applied, None, live=(live, previous))
+        if (
+            rollout is not None
+            and self.rollouts is not None
+            and self.rollouts.reconcile(cm, routemap, decided, *rollout)
+        ):
+            if again:
+                # The rollout asks for another weight: apply it now rather than after a trip
+                # through the queue (behind every other routemap's reconcile).
+                self._reconcile(namespace, name, again=False)
+                return
+            self.enqueue(Key(ROUTEMAP, namespace, name))
         for rid in sorted(decided.unavailable_resources()):
             resource = self.lookup(*rid)
             if resource is not None and is_deleting(resource):

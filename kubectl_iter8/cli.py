@@ -7,15 +7,14 @@ anything else is a bug and keeps its traceback. ``--debug`` shows tracebacks alw
 
 Start-up cost matters (``kubectl iter8 --help`` runs on every shell completion and typo): nothing
 here imports pydantic, YAML, the Kubernetes client, grpc or the load engine; commands import what
-they need when they run.
+they need when they run. Even ``logging`` and ``traceback`` are imported where they are used (the
+group's callback, the error branches): ``--help`` exits before either runs.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -56,6 +55,8 @@ def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
     )
     @click.pass_context
     def cli(ctx: click.Context, debug: bool, loglevel: str) -> None:
+        import logging
+
         state.debug = state.debug or debug
         logging.basicConfig(
             level=logging.DEBUG if state.debug else getattr(logging, loglevel.upper()),
@@ -69,6 +70,44 @@ def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
 
     hooks.register_commands(cli)
     return cli
+
+
+#: Iter8's log levels (logrus') as the ones here: Iter8 scripts pass ``-l trace`` and the like.
+ITER8_LOG_LEVELS = {"trace": "debug", "warn": "warning", "fatal": "error", "panic": "error"}
+_LOGLEVEL_FLAGS = ("-l", "--loglevel")
+
+
+def _level(value: str) -> str:
+    return ITER8_LOG_LEVELS.get(value.lower(), value)
+
+
+def hoist_loglevel(args: Sequence[str]) -> list[str]:
+    """Move ``-l/--loglevel LEVEL`` from wherever it is to the front, where the root group reads it.
+
+    In Iter8 it was a persistent flag, accepted after the subcommand too (``iter8 k launch -l
+    debug``); Iter8's level names map to these (``trace`` is ``debug``, ``fatal`` and ``panic`` are
+    ``error``). Nothing after ``--`` is touched.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in _LOGLEVEL_FLAGS and i + 1 < len(args):
+            front += ["--loglevel", _level(args[i + 1])]
+            i += 2
+            continue
+        if arg.startswith("--loglevel="):
+            front.append("--loglevel=" + _level(arg.partition("=")[2]))
+        elif arg.startswith("-l") and not arg.startswith("--") and len(arg) > 2:
+            front += ["--loglevel", _level(arg[2:].removeprefix("="))]
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 #: What an error may print: a message quoting a user's value must not become the value itself.
@@ -87,7 +126,7 @@ def _print_error(error: Iter8Error) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kubectl-iter8`` console script; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = hoist_loglevel(sys.argv[1:] if argv is None else argv)
     state = CLIState(debug="--debug" in args or os.environ.get("ITER8_DEBUG") == "1")
     try:
         hooks = Iter8Hooks()
@@ -104,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except Iter8Error as exc:
         if state.debug:
+            import traceback
+
             traceback.print_exc()
         _print_error(exc)
         return exc.exit_code
@@ -112,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return ExitCode.OK
     except Exception:
+        import traceback
+
         traceback.print_exc()
         click.echo(
             "error: unexpected failure (a bug in kubectl-iter8 or a plugin; the traceback is above)", err=True

@@ -9,8 +9,21 @@ inputs (:mod:`kubectl_iter8.deadline`), and removed a day after it finished. Eve
 group's namespace is owned by the Secret, so deleting the Secret deletes the group. Launching again
 in the same group replaces the experiment with revision + 1.
 
+Iter8's chart values for the runner (:class:`RunnerPod`) choose its account, resources and log
+level; with ``serviceAccountName``, as in Iter8's chart, no account, Role or RoleBinding is made.
+
 This is what Iter8 did with a Helm chart; here the same objects are built directly, so no Helm
 is needed and relaunch semantics are ours to keep exact.
+
+A load test spread over pods (an ``http`` or ``grpc`` task with ``pods: N``, see
+``docs/distributed-load.md``)
+adds, at launch, one ServiceAccount, Role and RoleBinding per shard: shard *k* may read the shared
+plan and write its own result ConfigMap and nothing else. Pods of one Job share one ServiceAccount,
+and RBAC knows no finer subject, so per-shard write rights need one account per shard, and so one
+Job per shard (:func:`shard_job`), which the experiment's Job creates when the task runs. The
+runner's Role then also allows creating those Jobs and ConfigMaps and reading and deleting exactly
+them. Everything is made by whoever launches: RBAC refuses a Role that grants more than its creator
+holds, so the experiment's account could not make these itself.
 """
 
 from __future__ import annotations
@@ -18,13 +31,25 @@ from __future__ import annotations
 import base64
 import functools
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import boundedyaml
 from .deadline import job_deadline
-from .errors import KubeNotFoundError, StorageError, UsageError
+from .errors import KubeForbiddenError, KubeNotFoundError, StorageError, UsageError
 from .experiment import Experiment, PreparedTask, stored_experiment
-from .kube import CRON_JOBS, GVR, JOBS, PODS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, Kube
+from .kube import (
+    CONFIGMAPS,
+    CRON_JOBS,
+    GVR,
+    JOBS,
+    PODS,
+    ROLE_BINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    Kube,
+)
 from .storage import dump_yaml
 from .version import __version__
 
@@ -44,6 +69,16 @@ SCRATCH_DIR = "/tmp"
 #: Finished Jobs (and their pods, whose logs ``kubectl iter8 log`` shows) are removed after a day.
 FINISHED_JOB_TTL_SECONDS = 86400
 _GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
+#: Labels a shard's objects with its index.
+SHARD_LABEL = "iter8.tools/shard"
+#: The most pods one task may spread its load over: each shard costs a ServiceAccount, a Role, a
+#: RoleBinding, a ConfigMap and a Job, and the runner's Role names two objects per shard.
+MAX_SHARDS = 1000
+#: The runner pod's environment: what a task needs to start shard Jobs like the runner's own.
+GROUP_ENV = "ITER8_GROUP"
+IMAGE_ENV = "ITER8_RUNNER_IMAGE"
+#: The key of the shard plan Secret (see ``builtin_tasks/loadgen/shards.py``).
+SHARD_PLAN_KEY = "plan.json"
 
 
 def check_group(group: str) -> str:
@@ -58,6 +93,37 @@ def check_group(group: str) -> str:
 
 def runner_name(group: str) -> str:
     return f"{group}-iter8"
+
+
+def shard_name(group: str, index: int) -> str:
+    """Shard ``index``'s ServiceAccount, Role, RoleBinding, result ConfigMap and Job."""
+    return f"{group}-shard-{index}"
+
+
+def shard_plan_name(group: str) -> str:
+    """The Secret the runner writes each sharded run's plan and start instant into (a Secret: the
+    target's headers may carry credentials)."""
+    return f"{group}-shards"
+
+
+def shard_task(kube: Kube, group: str, namespace: str) -> str | None:
+    """Which task the current shard plan is for (None when there is no readable plan)."""
+    import json
+
+    plan = kube.find(SECRETS, shard_plan_name(group), namespace) or {}
+    try:
+        encoded = (plan.get("data") or {}).get(SHARD_PLAN_KEY) or ""
+        task = json.loads(base64.b64decode(encoded).decode("utf-8") or "{}").get("task")
+    except (ValueError, AttributeError):
+        return None
+    return task if isinstance(task, str) else None
+
+
+def shard_count(prepared: list[PreparedTask]) -> int:
+    """The most pods any entry spreads its load over (tasks that can declare ``pods`` in their
+    inputs: ``http``, ``grpc``); 1 when none does."""
+    counts = [getattr(task.task.inputs, "pods", 1) for task in prepared]
+    return max([c for c in counts if isinstance(c, int)] or [1])
 
 
 class SecretStore:
@@ -139,7 +205,7 @@ def _meta(name: str, group: str, namespace: str, owner: dict[str, Any] | None) -
     return meta
 
 
-def _rules(group: str, accesses: list[KubeAccess]) -> list[dict[str, Any]]:
+def _rules(group: str, accesses: list[KubeAccess], shards: int = 1) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     if group:
         rules.append(
@@ -150,6 +216,8 @@ def _rules(group: str, accesses: list[KubeAccess]) -> list[dict[str, Any]]:
                 "verbs": ["get", "update", "patch"],
             }
         )
+    if group and shards > 1:
+        rules.extend(_coordinator_rules(group, shards))
     for access in accesses:
         rule: dict[str, Any] = {
             "apiGroups": [access.gvr.group],
@@ -162,6 +230,75 @@ def _rules(group: str, accesses: list[KubeAccess]) -> list[dict[str, Any]]:
     return rules
 
 
+def _coordinator_rules(group: str, shards: int) -> list[dict[str, Any]]:
+    """The runner starts shard Jobs and reads their results: RBAC cannot limit ``create`` by name
+    (the name is not known when it is checked), every other verb is limited to the shards' objects."""
+    names = [shard_name(group, k) for k in range(shards)]
+    return [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [shard_plan_name(group)],
+            "verbs": ["get", "update", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": names,
+            "verbs": ["get", "update", "patch", "delete"],
+        },
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": names, "verbs": ["get", "delete"]},
+    ]
+
+
+def shard_objects(
+    group: str, namespace: str, shards: int, owner: dict[str, Any] | None
+) -> list[tuple[GVR, dict[str, Any]]]:
+    """Per shard: a ServiceAccount, and a Role and RoleBinding that let it read the plan (a Secret)
+    and write its own result ConfigMap (made by the runner before the shard starts), nothing else."""
+    objects: list[tuple[GVR, dict[str, Any]]] = []
+    for k in range(shards):
+        name = shard_name(group, k)
+
+        def meta(name: str = name, k: int = k) -> dict[str, Any]:
+            made = _meta(name, group, namespace, owner)
+            made["labels"][SHARD_LABEL] = str(k)
+            return made
+
+        rules = [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [shard_plan_name(group)],
+             "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+             "verbs": ["get", "update", "patch"]},
+        ]  # fmt: skip
+        objects += [
+            (SERVICE_ACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta()}),
+            (
+                ROLES,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "Role",
+                    "metadata": meta(),
+                    "rules": rules,
+                },
+            ),
+            (
+                ROLE_BINDINGS,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": meta(),
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                },
+            ),
+        ]
+    return objects
+
+
 def task_accesses(prepared: list[PreparedTask], namespace: str) -> dict[str, list[KubeAccess]]:
     """What the tasks read, by namespace."""
     by_namespace: dict[str, list[KubeAccess]] = {}
@@ -171,20 +308,49 @@ def task_accesses(prepared: list[PreparedTask], namespace: str) -> dict[str, lis
     return by_namespace
 
 
-def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunnerPod:
+    """What Iter8's chart values choose for the runner's pod; None keeps this project's default."""
+
+    #: The pod's ServiceAccount (``serviceAccountName``): then no account, Role or RoleBinding is made.
+    service_account: str | None = None
+    #: The container's ``resources`` (``requests``/``limits``).
+    resources: dict[str, dict[str, str]] | None = None
+    #: The runner's ``--loglevel`` (``logLevel``).
+    log_level: str | None = None
+
+
+def pod_spec(
+    group: str, namespace: str, image: str, keep_results: bool, runner: RunnerPod | None = None
+) -> dict[str, Any]:
     """The runner's pod: unprivileged, a read-only root filesystem, and one scratch folder.
 
     The runner writes only to the Secret and to temporary folders (the ``run`` task's working
     folder, the ``grpc`` task's compiled protos), so ``HOME`` and ``TMPDIR`` both point at an
-    ``emptyDir`` mounted on ``/tmp``; nothing else needs to be writable.
+    ``emptyDir`` mounted on ``/tmp``; nothing else needs to be writable. Its group and image are
+    in its environment, for a task that starts shard Jobs like it.
     """
-    command = ["kubectl-iter8", "run", "--group", group, "--namespace", namespace]
+    runner = runner or RunnerPod()
+    command = ["kubectl-iter8"]
+    if runner.log_level:
+        command += ["--loglevel", runner.log_level]
+    command += ["run", "--group", group, "--namespace", namespace]
     if keep_results:
         command.append("--keep-results")
+    env = [{"name": GROUP_ENV, "value": group}, {"name": IMAGE_ENV, "value": image}]
+    pod = _pod(group, runner.service_account or runner_name(group), image, command, env)
+    if runner.resources is not None:
+        pod["spec"]["containers"][0]["resources"] = runner.resources
+    return pod
+
+
+def _pod(
+    group: str, account: str, image: str, command: list[str], env: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "metadata": {"labels": _labels(group), "annotations": {"sidecar.istio.io/inject": "false"}},
         "spec": {
-            "serviceAccountName": runner_name(group),
+            "serviceAccountName": account,
             "restartPolicy": "Never",
             "securityContext": {
                 "runAsNonRoot": True,
@@ -204,6 +370,7 @@ def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict
                         },
                         {"name": "HOME", "value": SCRATCH_DIR},
                         {"name": "TMPDIR", "value": SCRATCH_DIR},
+                        *env,
                     ],
                     "resources": {
                         "requests": {"cpu": "250m", "memory": "128Mi"},
@@ -222,6 +389,43 @@ def pod_spec(group: str, namespace: str, image: str, keep_results: bool) -> dict
     }
 
 
+def shard_job(
+    group: str, namespace: str, index: int, image: str, owner: dict[str, Any], deadline: int | None
+) -> dict[str, Any]:
+    """The Job of shard ``index``: one pod that runs ``kubectl-iter8 run --shard INDEX`` as the shard's
+    own ServiceAccount, owned by the experiment's Secret.
+
+    It is never retried (a shard run again would not start with the others) and a pod that fails or
+    is evicted fails the Job at once, the reason (exit code, disruption) in its ``Failed`` condition,
+    which the runner reads; it cannot read pods.
+    """
+    name = shard_name(group, index)
+    command = ["kubectl-iter8", "run", "--group", group, "--namespace", namespace, "--shard", str(index)]
+    template = _pod(group, name, image, command, [])
+    template["metadata"]["labels"][SHARD_LABEL] = str(index)
+    meta = _meta(name, group, namespace, None)
+    meta["labels"][SHARD_LABEL] = str(index)
+    # No blockOwnerDeletion: setting it needs rights on the owner's finalizers the runner lacks.
+    meta["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "Secret", "name": owner["metadata"]["name"],
+         "uid": owner["metadata"]["uid"]}
+    ]  # fmt: skip
+    spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+                {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            ]
+        },
+        "template": template,
+    }
+    if deadline:
+        spec["activeDeadlineSeconds"] = deadline
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
 def manifests(
     experiment: Experiment,
     prepared: list[PreparedTask],
@@ -233,17 +437,26 @@ def manifests(
     schedule: str | None,
     deadline: int | None = None,
     owner: dict[str, Any] | None = None,
+    runner: RunnerPod | None = None,
 ) -> list[tuple[GVR, dict[str, Any]]]:
     """Every object of the group, in the order they are created. ``owner`` is the stored Secret.
 
     :param deadline: the Job's ``activeDeadlineSeconds`` (each of a CronJob's Jobs); ``None``:
         derived from the tasks (:func:`~kubectl_iter8.deadline.job_deadline`), ``0``: none.
+    :param runner: the chart's choices for the runner's pod. With a ServiceAccount named there, as
+        in Iter8's chart, no runner ServiceAccount, Role or RoleBinding is made: that account must
+        already be allowed to read and update the group's Secret and read what the tasks read.
     """
+    runner = runner or RunnerPod()
     name = runner_name(group)
     experiment.metadata.name = experiment.metadata.name or group
     experiment.metadata.namespace = namespace
     accesses = task_accesses(prepared, namespace)
-    extra = sorted(ns for ns in accesses if ns != namespace)
+    shards = shard_count(prepared)
+    if shards > MAX_SHARDS:
+        raise UsageError(f"pods: {shards}: at most {MAX_SHARDS} pods per task")
+    # With the user's own account no Role is made, so there is none in another namespace to remove.
+    extra = [] if runner.service_account else sorted(ns for ns in accesses if ns != namespace)
     secret_meta = _meta(group, group, namespace, None)
     secret_meta["labels"][KIND_LABEL] = "experiment"
     secret_meta["annotations"] = {REVISION_ANNOTATION: str(revision)}
@@ -260,12 +473,19 @@ def manifests(
                 "stringData": {SECRET_KEY: dump_yaml(experiment.document())},
             },
         ),
-        (
-            SERVICE_ACCOUNTS,
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, group, namespace, owner)},
-        ),
     ]
-    for ns in [namespace, *extra]:
+    if not runner.service_account:
+        objects.append(
+            (
+                SERVICE_ACCOUNTS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": _meta(name, group, namespace, owner),
+                },
+            )
+        )
+    for ns in [namespace, *extra] if not runner.service_account else []:
         meta_owner = owner if ns == namespace else None
         objects.append(
             (
@@ -274,7 +494,7 @@ def manifests(
                     "apiVersion": "rbac.authorization.k8s.io/v1",
                     "kind": "Role",
                     "metadata": _meta(name, group, ns, meta_owner),
-                    "rules": _rules(group if ns == namespace else "", accesses.get(ns, [])),
+                    "rules": _rules(group if ns == namespace else "", accesses.get(ns, []), shards),
                 },
             )
         )
@@ -290,10 +510,12 @@ def manifests(
                 },
             )
         )
+    if shards > 1:
+        objects += shard_objects(group, namespace, shards, owner)
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
-        "template": pod_spec(group, namespace, image, schedule is not None),
+        "template": pod_spec(group, namespace, image, schedule is not None, runner),
     }
     if deadline is None:
         deadline = job_deadline(prepared)
@@ -343,6 +565,7 @@ def launch(
     image: str,
     schedule: str | None,
     deadline: int | None = None,
+    runner: RunnerPod | None = None,
 ) -> int:
     """Create or replace the group in the cluster; returns the new revision."""
     existing = kube.find(SECRETS, group, namespace)
@@ -354,13 +577,46 @@ def launch(
                 kube.delete(gvr, obj["metadata"]["name"], namespace)
     build = functools.partial(
         manifests, experiment, prepared, group=group, namespace=namespace, revision=revision, image=image,
-        schedule=schedule, deadline=deadline,
+        schedule=schedule, deadline=deadline, runner=runner,
     )  # fmt: skip
     secret = kube.apply(SECRETS, build()[0][1], namespace)
     # Ownership needs the Secret's uid, known only now.
     for gvr, obj in build(owner=secret)[1:]:
         kube.apply(gvr, obj, obj["metadata"]["namespace"])
+    if existing is not None:
+        shards = shard_count(prepared)
+        _prune_shards(kube, group, namespace, shards if shards > 1 else 0)
+        if runner is not None and runner.service_account:
+            _drop_runner_account(kube, group, namespace, existing)
     return revision
+
+
+def _drop_runner_account(kube: Kube, group: str, namespace: str, previous: dict[str, Any]) -> None:
+    """A relaunch that names its own ServiceAccount removes the account and rights an earlier
+    revision was given, so none stay behind unused."""
+    extra = (previous["metadata"].get("annotations") or {}).get(NAMESPACES_ANNOTATION, "")
+    targets = [
+        (gvr, ns) for ns in [namespace, *filter(None, extra.split(","))] for gvr in (ROLE_BINDINGS, ROLES)
+    ]
+    for gvr, ns in [*targets, (SERVICE_ACCOUNTS, namespace)]:
+        try:
+            kube.delete(gvr, runner_name(group), ns)
+        except KubeForbiddenError:
+            continue  # a launcher who may not delete them: they go with the group, on delete -g
+
+
+def _prune_shards(kube: Kube, group: str, namespace: str, keep: int) -> None:
+    """A relaunch with fewer pods (or none) removes the accounts and rights of the shards it dropped."""
+    selector = f"{GROUP_LABEL}={group},{SHARD_LABEL}"
+    for gvr in (ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS, CONFIGMAPS):
+        try:
+            found = kube.list(gvr, namespace, label_selector=selector)
+        except KubeForbiddenError:
+            continue  # a launcher who may not list them: they go with the group, on delete -g
+        for obj in found:
+            index = (obj["metadata"].get("labels") or {}).get(SHARD_LABEL, "")
+            if not index.isdigit() or int(index) >= keep:
+                kube.delete(gvr, obj["metadata"]["name"], namespace)
 
 
 def delete(kube: Kube, group: str, namespace: str) -> None:

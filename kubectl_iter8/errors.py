@@ -21,6 +21,10 @@ next to the code that raises them name their module)::
     │   ├── KubeGoneError           410: a watch's history expired; list again
     │   ├── KubeForbiddenError      401/403: the credentials may not do this
     │   └── KubeUnreachableError    no answer from the API server (refused, timed out, TLS)
+    ├── TemplateError               a Go template cannot be parsed or executed (gotemplate)
+    │   ├── TemplateParseError      the template text is malformed; nothing was rendered
+    │   └── TemplateExecError       executing it failed: a missing value, a function's error, fail
+    │       └── TemplateBoundsError it ran past a sandbox bound: time, steps, output, size, depth
     ├── ReconcileError              how a controller reconcile failed on purpose (controller.errors)
     │   ├── TemporaryError          retry with back-off
     │   │   └── NotLeaderError      this process may not write: it lost the leadership
@@ -136,3 +140,19 @@ class KubeForbiddenError(KubeError):
 
 class KubeUnreachableError(KubeError):
     """The API server did not answer: wrong address, refused, timed out, or a TLS failure."""
+
+
+class TemplateError(Iter8Error):
+    """A Go template failed; the message reads like Go's: ``template: NAME:LINE:COL: ...``."""
+
+
+class TemplateParseError(TemplateError):
+    """The template text is malformed (or names a function that does not exist here)."""
+
+
+class TemplateExecError(TemplateError):
+    """Executing the template failed: a bad field, a function's error, ``fail``, ``required``."""
+
+
+class TemplateBoundsError(TemplateExecError):
+    """The template ran past a sandbox limit (time, steps, output size, template call depth)."""

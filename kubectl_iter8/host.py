@@ -20,13 +20,20 @@ Environment:
     development, or one used by tests, without packaging it (pytest's ``-p``).
 ``ITER8_TRACE_PLUGINS=1``
     Print every hook call, its arguments and results to standard error.
+
+Start-up: the host is built on every run, ``--help`` included, and ``importlib.metadata`` (with
+``email``, ``zipfile`` and ``pathlib``) was a quarter of ``--help``. So it is imported only when a
+distribution may declare an ``iter8`` entry point: :func:`may_declare_entry_points` first reads the
+``entry_points.txt`` files that the scan would read, without parsing them. The frozen application
+(the Krew archive) does not scan at all: it holds only the distributions it was built with, none of
+which declares an ``iter8`` entry point (the build checks that, packaging/kubectl-iter8.spec), and
+nothing can be installed into it. Built-in plugins load by dotted name either way, and
+``ITER8_PLUGINS`` still works.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -112,6 +119,10 @@ class Iter8Hooks:
         self._sources[name] = source
 
     def _load_entry_points(self, blocked: set[str]) -> None:
+        if getattr(sys, "frozen", False) or not may_declare_entry_points(hookspecs.PROJECT_NAME):
+            return
+        import importlib.metadata
+
         for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
             if ep.name in blocked or ep.name in self._sources:
                 continue
@@ -181,6 +192,8 @@ class Iter8Hooks:
         try:
             caller(**kwargs)
         except Exception as exc:
+            import logging
+
             plugin = _culprit(caller.get_hookimpls(), exc)
             logging.getLogger(__name__).debug("%s of plugin %r raised", name, plugin, exc_info=True)
             text = " ".join(str(exc).split())
@@ -208,6 +221,53 @@ class Iter8Hooks:
                 )
             )
         return infos + list(self.failed.values())
+
+
+def may_declare_entry_points(group: str) -> bool:
+    """Whether a distribution that ``importlib.metadata`` finds may declare entry points of ``group``.
+
+    Looks where the scan looks (the ``*.dist-info`` and ``*.egg-info`` folders of each ``sys.path``
+    folder) for an ``entry_points.txt`` with a ``[group]`` section. What it cannot judge this way (a
+    zip or an egg on ``sys.path``, a finder of distributions other than the standard one) answers
+    yes, and the scan decides: a false yes costs time, never a missed plugin.
+    """
+    import importlib.machinery
+
+    standard = importlib.machinery.PathFinder
+    if any(hasattr(finder, "find_distributions") and finder is not standard for finder in sys.meta_path):
+        return True
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            with os.scandir(folder) as children:
+                names = [child.name for child in children]
+        except NotADirectoryError:
+            return True  # a zip archive
+        except OSError:
+            continue  # missing or unreadable: the scan skips it too
+        if folder.lower().endswith(".egg"):
+            return True
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), "rb") as declared:
+                    text = declared.read()
+            except OSError:
+                continue  # no entry points (or an .egg-info file): nothing the scan would find
+            if group.encode() in text and _has_section(text.decode("utf-8", "replace"), group):
+                return True
+    return False
+
+
+def _has_section(text: str, group: str) -> bool:
+    """Whether ``text`` has a ``[group]`` line, read as loosely as ``importlib.metadata`` reads it
+    (lines stripped, then the brackets) or more so (blanks inside the brackets too)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]") and line.strip("[]").strip() == group:
+            return True
+    return False
 
 
 def _culprit(impls: list[Any], exc: BaseException) -> str:

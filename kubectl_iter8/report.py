@@ -76,7 +76,7 @@ def build_report(experiment: Experiment) -> dict[str, Any]:
     metric_names = sorted({*(insights.metrics_info if insights else {}), *(s["metric"] for s in slos)})
     metrics = []
     for name in metric_names:
-        info = insights.metrics_info.get(name) if insights else None
+        info = insights.info(name) if insights else None
         metrics.append(
             {
                 "name": name,

@@ -8,6 +8,7 @@ newer kubectl-iter8 are kept on read-modify-write rather than dropped.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,17 +123,111 @@ class Insights(_Model):
     def scalar(self, version: int, name: str) -> float | None:
         """The latest value of metric ``name`` for version ``version``, or None when there is none.
 
-        Iter8's sample-style names (``grpc/latency/p95``, ``http/latency/mean``) are read as the
-        gauges recorded today (``grpc/latency-p95``) when no metric has the former name.
+        Latency statistics resolve in every spelling Iter8 accepted (``http/latency-p50.0``,
+        ``grpc/latency/p97.5``, ``http-login/latency/mean``): first as the gauge recorded under the
+        normalised name (``http/latency-p50``), then, for a percentile, from the stored HDR histogram
+        of ``<prefix>/latency`` (in milliseconds, by the rule the gauges use), so any percentile an
+        SLO or report asks for has a value, not only those listed in the task's ``percentiles``.
         """
         if version >= len(self.non_hist_metric_values):
             return None
         values = self.non_hist_metric_values[version].get(name)
         if values is None and name not in self.metrics_info:
-            prefix, sep, stat = name.rpartition("/latency/")
-            if sep and prefix and stat and "/" not in stat:
+            latency = parse_latency_name(name)
+            if latency is not None:
+                prefix, stat, percent = latency
                 values = self.non_hist_metric_values[version].get(f"{prefix}/latency-{stat}")
+                if values is None and percent is not None:
+                    return self._histogram_percentile(version, f"{prefix}/latency", percent)
         return values[-1] if values else None
+
+    def info(self, name: str) -> MetricInfo | None:
+        """What metric ``name`` is: its registered info, or for a latency statistic in another
+        spelling (see :meth:`scalar`), the info of the gauge it resolves to or a percentile's."""
+        known = self.metrics_info.get(name)
+        if known is not None:
+            return known
+        latency = parse_latency_name(name)
+        if latency is None:
+            return None
+        prefix, stat, percent = latency
+        gauge = self.metrics_info.get(f"{prefix}/latency-{stat}")
+        if gauge is not None or percent is None:
+            return gauge
+        if not any(f"{prefix}/latency" in hists for hists in self.histograms):
+            return None
+        return MetricInfo(
+            description=f"{percent:g}-th percentile of observed latency values (from the histogram)",
+            units="msec",
+            type="Gauge",
+        )
+
+    def _histogram_percentile(self, version: int, name: str, percent: float) -> float | None:
+        encoded = self.histogram(version, name)
+        if encoded is None:
+            return None
+        info = self.metrics_info.get(name)
+        to_ms = _TO_MSEC.get(info.units if info is not None and info.units else "usec")
+        if to_ms is None:
+            return None
+        value = histogram_percentile(encoded, percent)
+        return None if value is None else round(value * to_ms, 6)
+
+
+#: Factors from the units a latency histogram may record to milliseconds (Iter8's latency units).
+_TO_MSEC = {"nsec": 1e-6, "usec": 1e-3, "msec": 1.0, "sec": 1e3}
+
+#: ``<prefix>/latency`` then ``-`` or ``/`` then a statistic: Iter8 wrote http's ``latency-p95`` and
+#: grpc's sample aggregations ``latency/p95``; percentiles in any decimal spelling (``p95.0``).
+_LATENCY_NAME = re.compile(
+    r"(?P<prefix>[^/]+)/latency[-/](?:(?P<stat>mean|stddev|min|max)|p(?P<p>[0-9]{1,3}(?:\.[0-9]{1,6})?))"
+)
+
+
+def parse_latency_name(name: str) -> tuple[str, str, float | None] | None:
+    """``http/latency-p95.0`` -> (``http``, ``p95``, 95.0); ``grpc/latency/mean`` -> (``grpc``,
+    ``mean``, None); None for anything else, or a percentile outside (0, 100]."""
+    match = _LATENCY_NAME.fullmatch(name)
+    if match is None:
+        return None
+    if match["stat"]:
+        return match["prefix"], match["stat"], None
+    percent = float(match["p"])
+    if not 0 < percent <= 100:
+        return None
+    return match["prefix"], percentile_name(percent), percent
+
+
+def percentile_name(percent: float) -> str:
+    """``50.0`` -> ``p50``, ``99.9`` -> ``p99.9``: the spelling the load tasks record gauges under."""
+    return "p" + f"{percent:f}".rstrip("0").rstrip(".")
+
+
+def histogram_percentile(encoded: str, percent: float) -> float | None:
+    """The ``percent``-th percentile of an encoded HDR histogram, in its recorded units.
+
+    hdrh's ``get_value_at_percentile`` rule (the one the load tasks' gauges use, so ``p50.0`` read
+    here equals the recorded ``p50``), walking only the non-empty buckets: hdrh's own method walks
+    every bucket in Python, a tenth of a second per call at millisecond latencies. None for a
+    histogram that does not decode or has no values.
+    """
+    from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+    try:
+        histogram = HdrHistogram.decode(encoded)
+    except Exception:  # a hand-edited or truncated result: the metric is then unavailable
+        return None
+    if histogram is None or not histogram.get_total_count():
+        return None
+    target = histogram.get_target_count_at_percentile(percent)
+    running = 0
+    for index, count in enumerate(histogram.counts[:]):
+        if not count:
+            continue
+        running += count
+        if running >= target:
+            return float(histogram.get_highest_equivalent_value(histogram.get_value_from_index(index)))
+    return None
 
 
 TaskStatus = Literal["running", "completed", "skipped", "failed"]

@@ -14,6 +14,13 @@ A routemap is Iter8-shaped: a ConfigMap labelled ``iter8.tools/kind: routemap`` 
       strategy: blue-green         # blue-green | canary | mirror
       host: httpbin                # and whatever else the router needs
 
+or, as Iter8 v1.x's ``release`` chart writes them, with ``routingTemplates`` instead of
+``routing``: Go templates over the weights, each rendering one routing object (see
+:class:`RoutingTemplate`; the controller renders them in ``controller/routing_templates.py``)::
+
+    routingTemplates:
+      blue-green: {gvrShort: vs, template: "apiVersion: ...{{ index .Weights 1 }}..."}
+
 This module holds the model shared by the controller (which computes availability and weights)
 and the route plugins (which turn a routemap and weights into routing objects). It is pure: it
 never talks to the cluster.
@@ -21,13 +28,15 @@ never talks to the cluster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UsageError
+from .rollout import RolloutPolicy
 from .validation import validation_problems
 
 KIND_LABEL = "iter8.tools/kind"
@@ -42,7 +51,10 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "iter8"}
 
 Strategy = Literal["blue-green", "canary", "mirror"]
 #: Where a version's desired weight comes from (:func:`desired_weight`).
-WeightSource = Literal["annotation", "routemap", "default"]
+WeightSource = Literal["annotation", "routemap", "default", "rollout"]
+#: The longest routing template accepted (the whole spec is bounded too: boundedyaml's 256 KiB).
+MAX_ROUTING_TEMPLATE = 64 * 1024
+_GO_UINT32 = re.compile(r"[0-9]+")
 
 
 def annotated_weight(obj: dict[str, Any] | None) -> int | None:
@@ -99,6 +111,22 @@ def desired_weight(version: Version, resources: Iterable[dict[str, Any] | None])
     return 1, "default"
 
 
+def iter8_desired_weight(
+    version: Version, resources: Sequence[dict[str, Any] | None]
+) -> tuple[int, WeightSource]:
+    """The weight Iter8 v1.x gave ``version``: the ``iter8.tools/weight`` annotation of its *first*
+    resource only (a base-10 unsigned 32-bit integer, as Go's ``strconv.ParseUint(s, 10, 32)``
+    reads it), else the routemap's ``weight``, else 1. Used for routemaps with ``routingTemplates``,
+    which Iter8's charts wrote (see docs/iter8-compat.md)."""
+    first = resources[0] if resources else None
+    text = (((first or {}).get("metadata") or {}).get("annotations") or {}).get(WEIGHT_ANNOTATION)
+    if isinstance(text, str) and _GO_UINT32.fullmatch(text) and int(text) < 2**32:
+        return int(text), "annotation"
+    if version.weight is not None:
+        return version.weight, "routemap"
+    return 1, "default"
+
+
 def routed_weights(desired: Sequence[int], available: Sequence[bool]) -> tuple[int, ...]:
     """The weights the routing objects get: an unavailable version's is 0; when every weight is 0
     the primary (version 0) gets 1, so the routing objects always send traffic somewhere."""
@@ -121,11 +149,51 @@ class Routing(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RoutingTemplate(BaseModel):
+    """One of Iter8's routing templates: a Go text/template over the routemap (``.Weights``: the
+    controller's weights, primary first) that renders a routing object of the resource type
+    ``gvrShort`` (``vs``, ``httproute``, ...). Checked for syntax when the routemap is read."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    gvr_short: str = Field(alias="gvrShort", min_length=1)
+    template: str = Field(max_length=MAX_ROUTING_TEMPLATE)
+
+
 class RouteMapSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     versions: list[Version] = Field(min_length=1)
     routing: Routing | None = None
+    #: Iter8 v1.x's routing: Go templates by name (see :class:`RoutingTemplate`); not with ``routing``.
+    routing_templates: dict[str, RoutingTemplate] | None = Field(default=None, alias="routingTemplates")
+    #: Progressive delivery: the controller steps the candidate's weight by analyses (see :mod:`.rollout`).
+    rollout: RolloutPolicy | None = None
+
+    @model_validator(mode="after")
+    def _one_candidate(self) -> RouteMapSpec:
+        if self.rollout is not None and len(self.versions) > 2:
+            candidates = len(self.versions) - 1
+            raise ValueError(f"a rollout takes a primary and one candidate, not {candidates} candidates")
+        if self.rollout is not None and self.routing_templates is not None:
+            # A promotion leaves one version, which Iter8's templates (`index .Weights 1`) cannot render.
+            raise ValueError("a rollout needs routing (a router), not Iter8's routingTemplates")
+        return self
+
+    @model_validator(mode="after")
+    def _routing_templates(self) -> RouteMapSpec:
+        if self.routing_templates is None:
+            return self
+        if self.routing is not None:
+            raise ValueError("give routing or routingTemplates, not both")
+        from . import gotemplate
+
+        for name, spec in self.routing_templates.items():
+            try:
+                gotemplate.parse(spec.template, name=name, functions="builtin", missing_key="zero")
+            except gotemplate.TemplateError as exc:
+                raise ValueError(f"routingTemplates.{name}.template: {exc}") from None
+        return self
 
 
 @dataclass(frozen=True)

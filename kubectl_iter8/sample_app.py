@@ -16,6 +16,10 @@ fires early (uvloop's timers tick in whole milliseconds) is simply re-armed for 
 ``/delay/20`` takes 20 ms plus the process's wake-up latency (about 0.1-0.5 ms on a quiet machine),
 without ever spinning the CPU.
 
+``error_rate`` and ``extra_delay`` make it a bad version to roll out: that fraction of the requests
+(evenly spread, so a test of N requests sees exactly ``floor(N * rate)``) answer 500 whatever the
+route, and every response is sent ``extra_delay`` seconds later.
+
 ``stall_every``/``stall_for`` freeze all responses periodically, like a garbage-collection pause or
 a stopped process: a response that would be sent inside ``[k*every, k*every + for)`` (counted from
 start-up) waits until the window ends. This is what coordinated-omission tests need.
@@ -136,11 +140,15 @@ class SampleApp:
         *,
         stall_every: float = 0.0,
         stall_for: float = 0.0,
+        error_rate: float = 0.0,
+        extra_delay: float = 0.0,
         ssl: ssl_module.SSLContext | None = None,
         keep_requests: int = 0,
     ) -> None:
         self.host = host
         self.port = port
+        self.error_rate = error_rate
+        self.extra_delay = extra_delay
         self.stall_every = stall_every
         self.stall_for = stall_for
         #: Serve HTTPS with this context (a client certificate is asked for if it says so).
@@ -216,6 +224,11 @@ class SampleApp:
             status, ctype, body = 200, "text/plain", _INDEX
         else:
             status, ctype, body = 404, "text/plain", b"not found\n"
+        if self.error_rate and int(self.requests * self.error_rate) > int(
+            (self.requests - 1) * self.error_rate
+        ):
+            status, ctype, body = 500, "text/plain", b"injected failure\n"
+        delay += self.extra_delay
         head = (
             f"HTTP/1.1 {status} {_reason(status)}\r\nServer: iter8-sample-app\r\n"
             f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"

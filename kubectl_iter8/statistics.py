@@ -31,6 +31,7 @@ for bounds; rank tests and the bootstrap expand them.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -701,21 +702,22 @@ def sample_source(result: Any, version: int, name: str) -> SampleSource | None:
     return None
 
 
+#: A statistic's spelling at the end of a metric name: ``mean``, or ``p`` and a percentage in any
+#: decimal spelling (``p95``, ``p95.0``, ``p99.95``); ``pnan``, ``p1e2`` and ``p-5`` are not.
+_STATISTIC = re.compile(r"mean|p[0-9]{1,3}(?:\.[0-9]{1,6})?")
+
+
 def split_statistic(name: str) -> tuple[str, str] | None:
-    """``http/latency-p95`` or ``http/latency/p95`` -> (``http/latency``, ``p95``); same for ``mean``."""
+    """``http/latency-p95`` or ``http/latency/p95`` -> (``http/latency``, ``p95``); same for ``mean``.
+
+    The percentile keeps its spelling (``p95.0``); one outside (0, 100] is no statistic.
+    """
     for sep in ("/", "-"):
         base, _, stat = name.rpartition(sep)
-        if base and "/" in base and (stat == "mean" or (stat.startswith("p") and _is_number(stat[1:]))):
+        real = _STATISTIC.fullmatch(stat) and (stat == "mean" or 0 < float(stat[1:]) <= 100)
+        if base and "/" in base and real:
             return base, stat
     return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def rate_counts(result: Any, version: int, name: str) -> tuple[int, int] | None:

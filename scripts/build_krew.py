@@ -1,30 +1,36 @@
 #!/usr/bin/env python3
-"""Build the Krew archives of kubectl-iter8 and point ``krew-manifest.yaml`` at them.
+"""Build the Krew archive of kubectl-iter8 for this machine and point ``krew-manifest.yaml`` at it.
 
 One command::
 
-    python scripts/build_krew.py [--platform linux-amd64 ...] [--out dist] [--manifest PATH]
+    python scripts/build_krew.py [--out dist] [--manifest PATH] [--work DIR]
 
-For each platform asked for (default: every platform whose wheels PyPI has, see
-``DEFAULT_PLATFORMS``) it
+The archive is self-contained: a PyInstaller one-folder application (its own CPython, every
+dependency, no Python on the user's machine) that starts in place, with nothing unpacked anywhere
+on the first run. A frozen application does not cross-build, so the script builds the platform it
+runs on (``--platform`` only confirms it); the release workflow runs it once per platform.
 
-1. builds the kubectl-iter8 wheel from a copy of the repository (once), and a copy of it without
-   ``kubectl_iter8.testing`` (the fake API server and fixtures: for tests and plugin authors, who
-   get them from PyPI; ``lint-imports`` checks that no runtime code imports them),
-2. builds one PEX with pex: a single ``#!/usr/bin/env python3`` zipapp holding kubectl-iter8 and
-   its dependencies, resolved from wheels only for CPython 3.11, 3.12, 3.13 and 3.14 on that
-   platform (so the C extensions match whichever of those Pythons runs it),
-3. packs it as ``kubectl-iter8`` next to ``LICENSE`` into
-   ``<out>/kubectl-iter8-v<version>-<os>-<arch>.tar.gz`` (reproducible: fixed times and owners),
-4. rewrites the platform's entry in the manifest (``uri``, ``sha256``, ``bin``, ``files``,
-   ``selector``) and sets ``spec.version``.
+1. It builds the kubectl-iter8 wheel from a copy of the repository and drops
+   ``kubectl_iter8.testing`` from it (the fake API server and fixtures: for tests and plugin
+   authors, who get them from PyPI; ``lint-imports`` checks that no runtime code imports them),
+   then installs that wheel alone into ``<work>/site``.
+2. PyInstaller freezes ``packaging/entry.py`` with ``packaging/kubectl-iter8.spec``: the package
+   from ``<work>/site``, its dependencies from this interpreter's environment.
+3. The bundle is made fit for Krew: symbolic links are dropped (Krew unpacks regular files and
+   folders only; each link points at a file that stays in the bundle, where the libraries' own
+   RPATH finds it) and, on Linux, debug sections are stripped from the interpreter's and the
+   extension modules' shared libraries (not from the auditwheel-vendored ``*.libs``).
+4. It packs ``kubectl-iter8`` (the executable), ``_internal/`` and ``LICENSE`` into
+   ``<out>/kubectl-iter8-v<version>-<os>-<arch>.tar.gz``: reproducible for the same inputs (fixed
+   times, owners, modes and order), and refused when it breaks the size limits.
+5. It runs the bundle (``version --short`` and ``plugins``) and rewrites the platform's entry of
+   the manifest (``uri``, ``sha256``, ``bin``, ``files``, ``selector``) and ``spec.version``.
 
-The host then needs only ``python3`` (CPython 3.11 to 3.14) on the PATH. The first run unpacks the
-PEX into a virtual environment under ``~/.cache/pex`` (``PEX_ROOT`` moves it); later runs start
-from there.
+``--from-archives DIR`` skips the build: it rewrites the manifest's entries from the archives in
+DIR (how the release workflow fills in the platforms built on other runners).
 
-Needs pex and PyYAML (the ``test`` extra) and network access to PyPI. Expected failures print one
-``error:`` line and exit 1 (2 for bad arguments).
+Needs PyInstaller and PyYAML (the ``test`` extra). Expected failures print one ``error:`` line and
+exit 1 (2 for bad arguments).
 """
 
 from __future__ import annotations
@@ -33,18 +39,19 @@ import argparse
 import copy
 import gzip
 import hashlib
-import io
-import json
+import importlib.util
 import os
 import platform
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
 import tomllib
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,21 +63,21 @@ except ImportError:
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "kubectl-iter8"
-ENTRY_POINT = "kubectl_iter8.cli:run"
-SHEBANG = "/usr/bin/env python3"
-#: CPython minor versions every archive carries wheels for.
-PYTHONS = ("3.11", "3.12", "3.13", "3.14")
-#: The pip pex resolves with: a 2020-resolver pip that PyPI serves (pex's own "latest" pin may
-#: name a release PyPI does not have). pex must list it under --pip-version (2.105 does).
-PIP_VERSION = "26.2.1"
+SPEC = REPO / "packaging" / "kubectl-iter8.spec"
+#: PyInstaller's folder of everything but the executable (its ``contents_directory``).
+CONTENTS = "_internal"
 URL_TEMPLATE = "https://github.com/kubectl-iter8/kubectl-iter8/releases/download/v{version}/{archive}"
+#: The issue's limits for an archive (compressed) and for what Krew unpacks from it.
+ARCHIVE_LIMIT = 80_000_000
+UNPACKED_LIMIT = 250_000_000
+#: gzip level of the archive: 9 saves about 0.5% over 6 and costs seconds, once per release.
+GZIP_LEVEL = 9
 MANIFEST_HEADER = (
     "# Krew plugin manifest of kubectl-iter8 (https://krew.sigs.k8s.io/docs/developer-guide/).\n"
-    "# `python scripts/build_krew.py` rewrites spec.version and the platforms it builds;\n"
-    "# the sha256 values are those of the archives of the last such build.\n"
+    "# `python scripts/build_krew.py` rewrites spec.version and the platform it builds, and\n"
+    "# `--from-archives DIR` the platforms of a release; the sha256 values are those of the\n"
+    "# archives of the last such run (docs/krew.md says how a release is cut).\n"
 )
-#: Files of the archive, in the order they are packed.
-ARCHIVE_FILES = (NAME, "LICENSE")
 #: Folders of the wheel that the archive leaves out: the test kit (``kubectl_iter8.testing``).
 LEFT_OUT = ("kubectl_iter8/testing/",)
 #: Directories of the repository that the wheel build never needs.
@@ -85,102 +92,42 @@ SKIP_DIRS = {
     ".ruff_cache",
     ".pytest_cache",
 }
+PIP = (sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check")
+PYINSTALLER = (sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN")
+ARCHIVE_NAME = re.compile(rf"{NAME}-v(?P<version>[^-/]+)-(?P<os>[a-z]+)-(?P<arch>[a-z0-9]+)\.tar\.gz")
 
 
 @dataclass(frozen=True)
 class Platform:
-    """One Krew platform, and the wheels that run on its oldest supported version."""
+    """One Krew platform: its selector labels and the name of the executable there."""
 
     os: str
     arch: str
-    #: ``platform.machine()`` there: x86_64, aarch64 (Linux) or arm64 (macOS).
-    machine: str
-    #: Oldest glibc (Linux) or macOS version the archive must run on.
-    baseline: tuple[int, int]
 
     @property
     def name(self) -> str:
         return f"{self.os}-{self.arch}"
 
     @property
-    def baseline_text(self) -> str:
-        major, minor = self.baseline
-        return f"glibc {major}.{minor}" if self.os == "linux" else f"macOS {major}.{minor}"
+    def bin(self) -> str:
+        return f"{NAME}.exe" if self.os == "windows" else NAME
 
-    def platform_tags(self) -> list[str]:
-        """Wheel platform tags a machine at the baseline accepts, most specific first.
-
-        Spelled out because pip's own --platform expands only the legacy manylinux2014/2010
-        aliases, so ``manylinux_2_28`` alone would refuse every manylinux2014 wheel. Local-build
-        tags (``linux_x86_64``) are left out on purpose.
-        """
-        major, minor = self.baseline
-        tags: list[str] = []
-        if self.os == "linux":
-            legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-            oldest = 17 if self.machine == "aarch64" else 5  # aarch64 wheels start at glibc 2.17
-            for glibc_minor in range(minor, oldest - 1, -1):
-                tags.append(f"manylinux_{major}_{glibc_minor}_{self.machine}")
-                if glibc_minor in legacy:
-                    tags.append(f"{legacy[glibc_minor]}_{self.machine}")
-            return tags
-        formats = [self.machine, "universal2"]
-        if self.machine == "x86_64":
-            formats = ["x86_64", "intel", "fat64", "fat3", "universal2", "universal"]
-        for mac_major in range(major, 10, -1):
-            tags += [f"macosx_{mac_major}_0_{fmt}" for fmt in formats]
-        # macOS 11+ also runs 10.x wheels; for arm64 only the universal2 ones have arm64 code.
-        for mac_minor in range(16, 3, -1):
-            tags += [
-                f"macosx_10_{mac_minor}_{fmt}"
-                for fmt in formats
-                if self.machine == "x86_64" or fmt == "universal2"
-            ]
-        return tags
-
-    def complete_platform(self, python: str) -> dict[str, Any]:
-        """pex's --complete-platform for CPython ``python`` (X.Y) here: markers and tags."""
-        py_major, py_minor = (int(part) for part in python.split("."))
-        cp = f"cp{py_major}{py_minor}"
-        platforms = self.platform_tags()
-        tags = [f"{cp}-{cp}-{p}" for p in platforms]
-        tags += [f"{cp}-abi3-{p}" for p in platforms]
-        tags += [f"{cp}-none-{p}" for p in platforms]
-        tags += [f"cp{py_major}{m}-abi3-{p}" for m in range(py_minor - 1, 1, -1) for p in platforms]
-        older = [f"py{py_major}{m}" for m in range(py_minor - 1, -1, -1)]
-        interpreters = [f"py{py_major}{py_minor}", f"py{py_major}", *older]
-        tags += [f"{i}-none-{p}" for i in interpreters for p in platforms]
-        tags += [f"{cp}-none-any"] + [f"{i}-none-any" for i in interpreters]
-        markers = {
-            "implementation_name": "cpython",
-            "implementation_version": f"{python}.0",
-            "os_name": "posix",
-            "platform_machine": self.machine,
-            "platform_python_implementation": "CPython",
-            "platform_system": "Linux" if self.os == "linux" else "Darwin",
-            "python_full_version": f"{python}.0",
-            "python_version": python,
-            "sys_platform": self.os,
-        }
-        return {"marker_environment": markers, "compatible_tags": tags}
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The archive's top-level entries, which the manifest's ``files`` move into place."""
+        return (self.bin, CONTENTS, "LICENSE")
 
 
-#: Baselines: glibc 2.28 (RHEL 8, Debian 10, Ubuntu 20.04 and later), because numpy and jq publish
-#: CPython 3.14 wheels for manylinux_2_28 only; macOS 12, because scipy's arm64 wheels need it.
 PLATFORMS = {
     p.name: p
     for p in (
-        Platform("linux", "amd64", "x86_64", (2, 28)),
-        Platform("linux", "arm64", "aarch64", (2, 28)),
-        Platform("darwin", "amd64", "x86_64", (12, 0)),
-        Platform("darwin", "arm64", "arm64", (12, 0)),
+        Platform("linux", "amd64"),
+        Platform("linux", "arm64"),
+        Platform("darwin", "amd64"),
+        Platform("darwin", "arm64"),
+        Platform("windows", "amd64"),
     )
 }
-#: Built when no --platform is given. linux-arm64 and darwin-amd64 are left out because PyPI has
-#: no hdrhistogram wheels for them (none for Linux aarch64; macOS x86_64 ones stop at 0.10.3 for
-#: CPython 3.12), and the archive must not depend on a compiler on the user's machine. Asking for
-#: them by name tries anyway, and fails with pex's explanation until the wheels exist.
-DEFAULT_PLATFORMS = ("linux-amd64", "darwin-arm64")
 
 DEFAULT_MANIFEST: dict[str, Any] = {
     "apiVersion": "krew.googlecontainertools.github.com/v1alpha2",
@@ -196,11 +143,6 @@ DEFAULT_MANIFEST: dict[str, Any] = {
             "and check the results against service-level objectives; `kubectl iter8 assert`\n"
             "turns the verdict into an exit code for CI and `kubectl iter8 report` shows it.\n"
             "Tasks and traffic routers come from plugins (`kubectl iter8 plugins`).\n"
-        ),
-        "caveats": (
-            "kubectl iter8 needs python3 (CPython 3.11 to 3.14) on the PATH.\n"
-            "The first run unpacks it under ~/.cache/pex (set PEX_ROOT to move it),\n"
-            "which takes 10 to 20 seconds and about 1 GB; later runs reuse it.\n"
         ),
         "platforms": [],
     },
@@ -224,9 +166,7 @@ def run(cmd: Sequence[str | Path], *, env: dict[str, str] | None = None, what: s
         output = (proc.stdout + proc.stderr).strip().splitlines()
         for line in output[-25:]:
             print(f"  | {line}", file=sys.stderr)
-        reason = next(
-            (line.strip() for line in output if "ERROR" in line or "No pre-built wheel" in line), ""
-        )
+        reason = next((line.strip() for line in reversed(output) if "ERROR" in line or "Error" in line), "")
         raise BuildError(f"{what} failed (exit {proc.returncode})" + (f": {reason}" if reason else ""))
     return proc.stdout
 
@@ -248,8 +188,23 @@ def source_date_epoch() -> int:
         raise BuildError(f"SOURCE_DATE_EPOCH must be an integer, not {value!r}") from None
 
 
+def host_platform() -> Platform | None:
+    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower()
+    )
+    system = {"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform)
+    return PLATFORMS.get(f"{system}-{machine}") if machine and system else None
+
+
+# --- the wheel -------------------------------------------------------------------------------
+
+
 def build_wheel(work: Path, out_dir: Path) -> Path:
-    """Build the project's wheel from a copy of the repository (the tree itself stays untouched)."""
+    """Build the project's wheel from a copy of the repository (the tree itself stays untouched).
+
+    Without build isolation: setuptools and grpcio-tools (setup.py generates the A/B/n messages)
+    are in this environment already, so the build needs no network.
+    """
     source = work / "source"
     out_resolved = out_dir.resolve()
 
@@ -262,7 +217,7 @@ def build_wheel(work: Path, out_dir: Path) -> Path:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch())}
     log("building the kubectl-iter8 wheel")
     run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", wheel_dir, source],
+        [*PIP, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", wheel_dir, source],
         env=env,
         what="building the wheel",
     )
@@ -339,56 +294,156 @@ def wheel_version(wheel: Path) -> str:
     return wheel.name.split("-")[1]
 
 
-def build_pex(wheel: Path, target: Platform, output: Path) -> None:
-    cmd: list[str | Path] = [sys.executable, "-m", "pex", wheel, "--no-build", "--pip-version", PIP_VERSION]
-    for python in PYTHONS:
-        complete_platform = output.parent / f"{target.name}-cp{python.replace('.', '')}.json"
-        complete_platform.write_text(json.dumps(target.complete_platform(python), indent=1), encoding="utf-8")
-        cmd += ["--complete-platform", complete_platform]
-    cmd += [
-        # One pip per CPython version, all at once: the resolves wait on the network, not the CPU.
-        "--jobs",
-        str(len(PYTHONS)),
-        "--entry-point",
-        ENTRY_POINT,
-        "--python-shebang",
-        SHEBANG,
-        # The first run builds a venv under PEX_ROOT and later runs exec straight into it: a third
-        # of the start-up time of a plain zipapp PEX, which scans every bundled distribution.
-        "--venv",
-        # Keep each wheel whole inside the PEX: a few hundred zip entries instead of tens of
-        # thousands, so Python opens the zipapp quicker on every run (the first run installs them).
-        "--no-pre-install-wheels",
-        # ...in parallel, on as many cores as the user's machine has.
-        "--max-install-jobs",
-        "0",
-        "--output-file",
-        output,
-    ]
-    log(f"{target.name}: resolving wheels for CPython {', '.join(PYTHONS)} ({target.baseline_text}) with pex")
-    run(cmd, what=f"pex for {target.name}")
-    with output.open("rb") as f:
-        first_line = f.readline().decode("utf-8", "replace").rstrip("\n")
-    if first_line != f"#!{SHEBANG}":
-        raise BuildError(f"pex wrote the shebang {first_line!r}, expected '#!{SHEBANG}'")
+# --- the frozen bundle -----------------------------------------------------------------------
 
 
-def write_archive(archive: Path, members: dict[str, Path], mtime: int) -> None:
-    """A tar.gz that is the same bytes for the same inputs: fixed times, owners, order and modes."""
+def freeze(wheel: Path, work: Path) -> Path:
+    """Install ``wheel`` alone into ``<work>/site`` and freeze it; returns the one-folder bundle."""
+    site, dist = work / "site", work / "dist"
+    for old in (site, dist):
+        shutil.rmtree(old, ignore_errors=True)
+    run(
+        [*PIP, "install", "--no-deps", "--no-compile", "--target", site, wheel],
+        what="installing the wheel for PyInstaller",
+    )
+    for dist_info in site.glob("*.dist-info"):
+        # pip's record of where this install came from (a temporary path) and of its files: of no
+        # use in the bundle, and they would make two builds of the same source differ.
+        for name in ("direct_url.json", "RECORD"):
+            (dist_info / name).unlink(missing_ok=True)
+    log("freezing with PyInstaller (one-folder)")
+    # The spec reads the site folder from the environment: PyInstaller passes a spec no arguments
+    # of its own, and the packages there must come before this environment's editable install.
+    # A fixed hash seed keeps the order of base_library.zip (built from a set) the same.
+    env = {
+        **os.environ,
+        "KREW_SITE": str(site),
+        "PYTHONHASHSEED": "0",
+        "SOURCE_DATE_EPOCH": str(source_date_epoch()),
+    }
+    run(
+        [*PYINSTALLER, "--distpath", dist, "--workpath", work / "pyinstaller", SPEC],
+        env=env,
+        what="PyInstaller",
+    )
+    bundle = dist / NAME
+    if not bundle.is_dir():
+        raise BuildError(f"PyInstaller wrote no {bundle}")
+    return bundle
+
+
+def drop_symlinks(bundle: Path) -> int:
+    """Remove the symbolic links of ``bundle``; each must point at a file inside it.
+
+    PyInstaller links the auditwheel-vendored libraries (``numpy.libs/*``) into the top folder;
+    the extension modules find them through their own RPATH, and Krew refuses an archive with
+    links in it.
+    """
+    links = sorted(p for p in bundle.rglob("*") if p.is_symlink())
+    root = bundle.resolve()
+    for link in links:
+        target = link.resolve()
+        if not target.is_file() or not target.is_relative_to(root):
+            raise BuildError(f"{link.relative_to(bundle)} links to {target}, outside the bundle")
+        link.unlink()
+    return len(links)
+
+
+def shared_libraries(bundle: Path) -> Iterator[Path]:
+    """ELF shared libraries of ``bundle`` outside the auditwheel-vendored ``*.libs`` folders.
+
+    The vendored ones are left alone: auditwheel rewrote them with patchelf, and strip can break
+    such files.
+    """
+    for path in sorted(bundle.rglob("*")):
+        if not path.is_file() or path.is_symlink() or any(p.endswith(".libs") for p in path.parts):
+            continue
+        if not (path.suffix == ".so" or ".so." in path.name):
+            continue
+        with path.open("rb") as f:
+            if f.read(4) == b"\x7fELF":
+                yield path
+
+
+def strip_debug(bundle: Path) -> int:
+    """``strip --strip-debug`` the libraries that carry debug sections (Linux only).
+
+    libpython and lib-dynload come with DWARF from interpreters built with ``-g`` (pyenv's: 23 MB
+    of libpython is 6.5 MB without it); the code itself is unchanged.
+    """
+    if sys.platform != "linux":
+        return 0
+    strip, readelf = shutil.which("strip"), shutil.which("readelf")
+    if strip is None or readelf is None:
+        log("warning: strip or readelf not found (binutils); the bundle keeps its debug sections")
+        return 0
+    stripped = 0
+    for lib in shared_libraries(bundle):
+        sections = run([readelf, "-S", "-W", lib], what=f"readelf {lib.name}")
+        if ".debug_info" in sections:
+            run([strip, "--strip-debug", lib], what=f"strip {lib.name}")
+            stripped += 1
+    return stripped
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def largest_parts(bundle: Path, count: int = 12) -> list[tuple[str, int]]:
+    """The biggest entries of the bundle's top folders (``du`` by package), largest first."""
+    parts: list[tuple[str, int]] = []
+    for top in (bundle, bundle / CONTENTS):
+        for entry in top.iterdir():
+            if entry.name == CONTENTS and top == bundle:
+                continue
+            size = tree_size(entry) if entry.is_dir() else entry.stat().st_size
+            parts.append((entry.relative_to(bundle).as_posix(), size))
+    return sorted(parts, key=lambda part: -part[1])[:count]
+
+
+# --- the archive -----------------------------------------------------------------------------
+
+
+def archive_entries(bundle: Path, license_file: Path) -> Iterator[tuple[str, Path]]:
+    """(name in the archive, file) for every folder and file, in a fixed order."""
+    yield "LICENSE", license_file
+    for path in sorted(bundle.rglob("*"), key=lambda p: p.relative_to(bundle).as_posix()):
+        yield path.relative_to(bundle).as_posix(), path
+
+
+def write_archive(archive: Path, bundle: Path, license_file: Path, mtime: int) -> None:
+    """A tar.gz that is the same bytes for the same inputs: fixed times, owners, order and modes.
+
+    Only regular files and folders, and no name with ``..``: what Krew's unpacker accepts.
+    """
     with (
         archive.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime, compresslevel=GZIP_LEVEL) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for name in ARCHIVE_FILES:
-            data = members[name].read_bytes()
+        for name, path in archive_entries(bundle, license_file):
+            if ".." in name:
+                raise BuildError(f"{name}: Krew refuses archive entries with '..' in the name")
             info = tarfile.TarInfo(name)
-            info.size = len(data)
             info.mtime = mtime
-            info.mode = 0o755 if name == NAME else 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            elif stat.S_ISREG(mode):
+                info.size = path.stat().st_size
+                info.mode = 0o755 if mode & stat.S_IXUSR else 0o644
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                raise BuildError(f"{name} is neither a file nor a folder; Krew cannot unpack it")
+
+
+# --- the manifest ----------------------------------------------------------------------------
 
 
 def platform_entry(target: Platform, uri: str, sha256: str) -> dict[str, Any]:
@@ -396,8 +451,8 @@ def platform_entry(target: Platform, uri: str, sha256: str) -> dict[str, Any]:
         "selector": {"matchLabels": {"os": target.os, "arch": target.arch}},
         "uri": uri,
         "sha256": sha256,
-        "bin": NAME,
-        "files": [{"from": name, "to": "."} for name in ARCHIVE_FILES],
+        "bin": target.bin,
+        "files": [{"from": name, "to": "."} for name in target.members],
     }
 
 
@@ -425,28 +480,26 @@ def _selector_name(entry: Any) -> str | None:
 
 
 def update_manifest(
-    manifest: dict[str, Any], version: str, built: dict[str, dict[str, Any]], failed: Sequence[str] = ()
+    manifest: dict[str, Any], version: str, built: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """Set the version and the built platforms' entries; keep the rest of the manifest.
 
     Entries of platforms not built this time stay only if they point at the same version's release
-    (an entry of an older release would install an older plugin under the new version number), and
-    never for a platform whose build failed.
+    (an entry of an older release would install an older plugin under the new version number).
     """
     # Fill what a valid manifest needs but the file lacks, keeping the file's own values and order.
     merged: dict[str, Any] = {k: v for k, v in DEFAULT_MANIFEST.items() if k != "spec"} | {
         k: v for k, v in manifest.items() if k != "spec"
     }
     spec = dict(DEFAULT_MANIFEST["spec"]) | dict(manifest.get("spec") or {})
+    spec.pop("caveats", None)  # the pex archive's python3 and cache notes; nothing applies now
     spec["version"] = f"v{version}"
     kept: dict[str, dict[str, Any]] = {}
     for entry in spec.get("platforms") or []:
         name = _selector_name(entry)
         if name is None or name in built:
             continue
-        if name in failed:
-            log(f"dropping the {name} entry: its build failed")
-        elif f"/v{version}/" in str(entry.get("uri", "")):
+        if f"/v{version}/" in str(entry.get("uri", "")):
             kept[name] = entry
         else:
             log(f"dropping the {name} entry: it points at another release ({entry.get('uri')})")
@@ -481,46 +534,109 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def smoke_test(executable: Path, version: str) -> None:
-    """Run the archive's executable when it targets this machine: a broken build never ships.
+# --- the steps -------------------------------------------------------------------------------
 
-    ``version --short`` proves the PEX boots; ``plugins`` imports every built-in plugin and task.
-    """
-    with tempfile.TemporaryDirectory(prefix="krew-smoke-") as pex_root:
-        env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
-        env["PEX_ROOT"] = pex_root
-        out = run(
-            [sys.executable, executable, "version", "--short"], env=env, what="running the built archive"
+
+def smoke_test(bundle: Path, target: Platform, version: str) -> None:
+    """Run the bundle: it starts (``version --short``) and loads every built-in plugin (``plugins``)."""
+    executable = bundle / target.bin
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
+    out = run([executable, "version", "--short"], env=env, what="running the frozen kubectl-iter8")
+    if out.strip() != f"v{version}":
+        raise BuildError(f"the bundle printed {out.strip()!r} for `version --short`, expected 'v{version}'")
+    out = run([executable, "plugins"], env=env, what="`kubectl-iter8 plugins` from the bundle")
+    if "kubectl_iter8.builtin_tasks" not in out:
+        raise BuildError("`kubectl-iter8 plugins` from the bundle does not list the built-in tasks")
+    log(f"smoke test: `{target.bin} version --short` printed v{version}; `plugins` loaded every plugin")
+
+
+def check_sizes(archive: Path, bundle: Path) -> tuple[int, int]:
+    packed, unpacked = archive.stat().st_size, tree_size(bundle) + (REPO / "LICENSE").stat().st_size
+    log(f"sizes: archive {packed / 1e6:.1f} MB, unpacked {unpacked / 1e6:.1f} MB; largest parts:")
+    for name, size in largest_parts(bundle):
+        log(f"  {size / 1e6:7.1f} MB  {name}")
+    if packed > ARCHIVE_LIMIT:
+        raise BuildError(f"the archive is {packed / 1e6:.1f} MB, over the {ARCHIVE_LIMIT / 1e6:.0f} MB limit")
+    if unpacked > UNPACKED_LIMIT:
+        raise BuildError(
+            f"the archive unpacks to {unpacked / 1e6:.1f} MB, over the {UNPACKED_LIMIT / 1e6:.0f} MB limit"
         )
-        if out.strip() != f"v{version}":
-            raise BuildError(
-                f"the built archive printed {out.strip()!r} for `version --short`, expected 'v{version}'"
-            )
-        run([sys.executable, executable, "plugins"], env=env, what="`kubectl-iter8 plugins` from the archive")
-    log(f"smoke test: `{NAME} version --short` printed v{version}; `{NAME} plugins` loaded every plugin")
+    return packed, unpacked
 
 
-def host_platform() -> str | None:
-    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine().lower()
-    )
-    system = {"linux": "linux", "darwin": "darwin"}.get(sys.platform)
-    return f"{system}-{machine}" if machine and system else None
+def build(target: Platform, out_dir: Path, work: Path, manifest_path: Path, url: str, *, smoke: bool) -> Path:
+    license_file = REPO / "LICENSE"
+    if not license_file.is_file():
+        raise BuildError(f"{license_file} is missing; the archive ships it")
+    if importlib.util.find_spec("PyInstaller") is None:  # before the long steps
+        raise BuildError(f"PyInstaller is not installed in {sys.executable}; pip install -e '.[test]'")
+    manifest = load_manifest(manifest_path)  # fail on a broken manifest before building anything
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-krew-") as tmp:
+        wheel = runtime_wheel(build_wheel(Path(tmp), out_dir), Path(tmp) / "runtime-wheel")
+        version = wheel_version(wheel)
+        log(f"kubectl-iter8 v{version} for {target.name}")
+        bundle = freeze(wheel, work)
+    links, stripped = drop_symlinks(bundle), strip_debug(bundle)
+    log(f"dropped {links} symbolic links; stripped debug sections from {stripped} libraries")
+    if smoke:
+        smoke_test(bundle, target, version)
+    archive = out_dir / f"{NAME}-v{version}-{target.name}.tar.gz"
+    write_archive(archive, bundle, license_file, source_date_epoch())
+    check_sizes(archive, bundle)
+    digest = sha256_of(archive)
+    entry = platform_entry(target, url.format(version=version, archive=archive.name), digest)
+    write_manifest(manifest_path, update_manifest(manifest, version, {target.name: entry}))
+    log(f"wrote {archive} (sha256 {digest}); updated {manifest_path}")
+    return archive
+
+
+def from_archives(directory: Path, manifest_path: Path, url: str) -> int:
+    """Rewrite the manifest's entries from the archives in ``directory`` (one release, all platforms)."""
+    manifest = load_manifest(manifest_path)
+    found: dict[str, tuple[str, Path]] = {}
+    for path in sorted(directory.glob(f"{NAME}-v*.tar.gz")):
+        match = ARCHIVE_NAME.fullmatch(path.name)
+        name = f"{match['os']}-{match['arch']}" if match else ""
+        if match is None or name not in PLATFORMS:
+            raise BuildError(f"{path.name}: not an archive name of a known platform")
+        found[name] = (match["version"], path)
+    if not found:
+        raise BuildError(f"no {NAME}-v<version>-<os>-<arch>.tar.gz in {directory}")
+    versions = {version for version, _ in found.values()}
+    if len(versions) != 1:
+        raise BuildError(
+            f"the archives in {directory} are of several versions: {', '.join(sorted(versions))}"
+        )
+    version = versions.pop()
+    built = {
+        name: platform_entry(PLATFORMS[name], url.format(version=version, archive=path.name), sha256_of(path))
+        for name, (_, path) in found.items()
+    }
+    write_manifest(manifest_path, update_manifest(manifest, version, built))
+    log(f"updated {manifest_path}: v{version}, platforms {', '.join(built)}")
+    return 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="build_krew.py", description="Build the Krew archives of kubectl-iter8 and update the manifest."
+        prog="build_krew.py", description="Build the Krew archive of kubectl-iter8 and update the manifest."
     )
     parser.add_argument(
         "--platform",
-        action="append",
         metavar="OS-ARCH",
-        help=f"platform to build, repeatable; one of {', '.join(PLATFORMS)}"
-        f" (default: {', '.join(DEFAULT_PLATFORMS)})",
+        help="the platform to build: this machine's, as a frozen binary does not cross-build"
+        f" (one of {', '.join(PLATFORMS)})",
     )
     parser.add_argument(
-        "--out", type=Path, default=REPO / "dist", help="directory for the archives (default: dist)"
+        "--out", type=Path, default=REPO / "dist", help="directory for the archive (default: dist)"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / "build" / "krew",
+        help="PyInstaller's work folder, kept between builds (default: build/krew)",
     )
     parser.add_argument(
         "--manifest",
@@ -533,70 +649,52 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=URL_TEMPLATE,
         help="download URL of an archive, with {version} and {archive} (default: the GitHub release)",
     )
+    parser.add_argument("--no-smoke-test", action="store_true", help="do not run the built bundle")
     parser.add_argument(
-        "--no-smoke-test", action="store_true", help="do not run the archive built for this machine"
+        "--from-archives",
+        type=Path,
+        metavar="DIR",
+        help="build nothing: rewrite the manifest's entries from the archives in DIR",
     )
     return parser.parse_args(argv)
 
 
+def host_to_build(requested: str | None) -> Platform:
+    """This machine's platform, which must be the one asked for, if any."""
+    host = host_platform()
+    if host is None:
+        raise BuildError(
+            f"this machine ({sys.platform} {platform.machine()}) is none of {', '.join(PLATFORMS)}"
+        )
+    if requested is not None and requested != host.name:
+        raise BuildError(
+            f"cannot build {requested} on {host.name}: a frozen binary is built on its own platform"
+            " (the release workflow builds each on its own runner)"
+        )
+    return host
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    names = list(dict.fromkeys(args.platform or DEFAULT_PLATFORMS))
-    unknown = [n for n in names if n not in PLATFORMS]
-    if unknown:
-        print(f"error: unknown platform {unknown[0]!r}; choose from {', '.join(PLATFORMS)}", file=sys.stderr)
+    if args.platform is not None and args.platform not in PLATFORMS:
+        print(
+            f"error: unknown platform {args.platform!r}; choose from {', '.join(PLATFORMS)}", file=sys.stderr
+        )
+        return 2
+    if "{version}" not in args.url_template or "{archive}" not in args.url_template:
+        print("error: --url-template must contain {version} and {archive}", file=sys.stderr)
         return 2
     try:
-        return build(names, args.out, args.manifest, args.url_template, smoke=not args.no_smoke_test)
+        if args.from_archives is not None:
+            return from_archives(args.from_archives, args.manifest, args.url_template)
+        target = host_to_build(args.platform)
+        build(target, args.out, args.work, args.manifest, args.url_template, smoke=not args.no_smoke_test)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-
-
-def build(names: list[str], out_dir: Path, manifest_path: Path, url_template: str, *, smoke: bool) -> int:
-    license_file = REPO / "LICENSE"
-    if not license_file.is_file():
-        raise BuildError(f"{license_file} is missing; the archive ships it")
-    try:
-        import pex  # noqa: F401 - only checks that pex is there before the long steps
-    except ImportError:
-        raise BuildError(f"pex is not installed in {sys.executable}; pip install -e '.[test]'") from None
-    manifest = load_manifest(manifest_path)  # fail on a broken manifest before building anything
-    out_dir.mkdir(parents=True, exist_ok=True)
-    built: dict[str, dict[str, Any]] = {}
-    failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="build-krew-") as tmp:
-        work = Path(tmp)
-        wheel = runtime_wheel(build_wheel(work, out_dir), work / "runtime-wheel")
-        version = wheel_version(wheel)
-        log(f"kubectl-iter8 v{version}: platforms {', '.join(names)}")
-        for name in names:
-            target = PLATFORMS[name]
-            executable = work / name / NAME
-            executable.parent.mkdir()
-            try:
-                build_pex(wheel, target, executable)
-                if smoke and name == host_platform():
-                    smoke_test(executable, version)
-            except BuildError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                failures.append(name)
-                continue
-            archive = out_dir / f"{NAME}-v{version}-{name}.tar.gz"
-            write_archive(archive, {NAME: executable, "LICENSE": license_file}, source_date_epoch())
-            digest = sha256_of(archive)
-            uri = url_template.format(version=version, archive=archive.name)
-            built[name] = platform_entry(target, uri, digest)
-            log(f"{name}: wrote {archive} ({archive.stat().st_size / 1e6:.1f} MB, sha256 {digest})")
-    if built:
-        write_manifest(manifest_path, update_manifest(manifest, version, built, failures))
-        log(f"updated {manifest_path}: spec.version v{version}, platforms {', '.join(built)}")
-    if failures:
-        where = "left out of the manifest" if built else "the manifest is unchanged"
-        raise BuildError(f"could not build {', '.join(failures)} (see above); {where}")
     return 0
 
 

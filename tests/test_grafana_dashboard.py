@@ -1,10 +1,11 @@
-"""``grafana/abn.json``: a dashboard Grafana can import, whose queries read what the controller's
-``/abnDashboard`` serves.
+"""``grafana/abn.json``, ``http.json`` and ``grpc.json``: dashboards Grafana can import, whose queries
+read what the controller's ``/abnDashboard``, ``/httpDashboard`` and ``/grpcDashboard`` serve.
 
 The JSON API datasource evaluates each field's JSONPath (jsonpath-plus) after Grafana substitutes the
 template variables; here the subset of JSONPath the dashboard uses is evaluated by a small evaluator
-(and cross-checked with jq) against a sample document in the controller's shape, so a renamed key on
-either side fails this test rather than leaving an empty panel.
+(and cross-checked with jq) against a sample document in the controller's shape (for http and grpc,
+built by the controller's own code from a result), so a renamed key on either side fails this test
+rather than leaving an empty panel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import jq
 import pytest
+from hdrh.histogram import HdrHistogram
+from kubectl_iter8.controller.testresults import dashboards
 
 DASHBOARD = Path(__file__).parents[1] / "grafana" / "abn.json"
 PLUGIN = "marcusolsson-json-datasource"
@@ -104,6 +107,11 @@ def substitute(text: str, metric: str) -> str:
 
 def test_the_dashboard_has_grafanas_shape(dashboard: dict[str, Any]) -> None:
     assert dashboard["title"] == "Iter8 A/B/n Test"
+    check_grafana_shape(dashboard)
+
+
+def check_grafana_shape(dashboard: dict[str, Any]) -> None:
+    """What Grafana needs to import the dashboard: ids, a uid, the plugin, panels that fit and do not overlap."""
     assert isinstance(dashboard["schemaVersion"], int)
     assert dashboard["schemaVersion"] >= 36
     assert dashboard.get("id") is None  # set by Grafana on import
@@ -216,3 +224,152 @@ def test_bar_charts_put_buckets_on_x_and_one_series_per_version(dashboard: dict[
         assert organize["id"] == "organize"
         assert organize["options"]["renameByName"] == {"Bucket\\Version": "Bucket"}
         assert chart["options"]["xField"] == "Bucket"
+
+
+# --- grafana/http.json and grafana/grpc.json ----------------------------------------------------------
+
+
+def encoded(values_us: list[int]) -> str:
+    histogram = HdrHistogram(1, 3_600_000_000, 3)
+    for value in values_us:
+        histogram.record_value(value)
+    text: str = histogram.encode().decode()
+    return text
+
+
+def load_record(task: str, prefix: str, key: str, statuses: dict[str, int]) -> dict[str, Any]:
+    requests = sum(statuses.values())
+    latencies = encoded([900 + 37 * i for i in range(requests)])
+    data = {key: f"{task}-target", "latencyHistogram": latencies, "requests": requests, "errors": 1,
+            "statusCodes": statuses, "errorReasons": {"connect timeout": 1}}  # fmt: skip
+    if key == "url":
+        data["url"] = "http://app.team.svc.cluster.local:8080/get?x=1"
+    return {"task": task, "status": "completed", "details": {"endpoints": {prefix: data}}}
+
+
+# A result with an http task of one URL and one of a named endpoint, and a grpc task, as the tasks
+# record them; the controller's own code makes the two dashboards of it.
+RESULT = {
+    "startTime": "2024-05-01T12:00:00Z",
+    "numCompletedTasks": 3,
+    "failure": False,
+    "iter8Version": "v1.0.0",
+    "insights": {"numVersions": 1},
+    "tasks": [
+        load_record("http", "http", "url", {"200": 30, "503": 2}),
+        load_record("http", "http-login.v2", "url", {"200": 12}),
+        load_record("grpc", "grpc", "call", {"OK": 20, "UNAVAILABLE": 1}),
+    ],
+}
+HTTP_SAMPLE, GRPC_SAMPLE = dashboards(RESULT, "team", "perf")
+SAMPLES = {"http": HTTP_SAMPLE, "grpc": GRPC_SAMPLE}
+TITLES = {"http": "Iter8 HTTP Performance Test", "grpc": "Iter8 gRPC Performance Test"}
+
+
+@pytest.fixture(scope="module", params=["http", "grpc"])
+def load_dashboard(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    kind: str = request.param
+    return kind, json.loads((DASHBOARD.parent / f"{kind}.json").read_text())
+
+
+def test_the_samples_have_every_endpoint() -> None:
+    assert set(HTTP_SAMPLE["Endpoints"]) == {"http://app.team.svc.cluster.local:8080/get?x=1", "login.v2"}
+    assert set(GRPC_SAMPLE["Endpoints"]) == {"grpc-target"}
+
+
+def test_the_load_dashboards_have_grafanas_shape(load_dashboard: tuple[str, dict[str, Any]]) -> None:
+    kind, board = load_dashboard
+    assert board["title"] == TITLES[kind]
+    check_grafana_shape(board)
+    assert board["uid"] == f"iter8-{kind}"
+    assert {"type": "panel", "id": "piechart", "name": "Pie chart", "version": ""} in board["__requires"]
+
+
+def test_one_repeated_row_per_endpoint_below_the_experiment(
+    load_dashboard: tuple[str, dict[str, Any]],
+) -> None:
+    kind, board = load_dashboard
+    header = [p for p in board["panels"] if p["gridPos"]["y"] == 0]
+    assert [p["title"] for p in header] == ["Experiment status", "Completed tasks", "Experiment metadata"]
+    [row] = [p for p in board["panels"] if p["type"] == "row"]
+    assert row["repeat"] == "endpoint"
+    assert "$endpoint" in row["title"]
+    below = [p for p in board["panels"] if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    codes = "Return codes" if kind == "http" else "Status code distribution"
+    expected = {("piechart", codes), ("stat", "Statistics"), ("barchart", "Durations")}
+    if kind == "http":
+        expected.add(("stat", "Error statistics"))
+    assert {(p["type"], p["title"]) for p in below} == expected
+    endpoint = variables(board)["endpoint"]
+    assert (endpoint["type"], endpoint["multi"], endpoint["includeAll"]) == ("query", True, True)
+    [field] = endpoint["query"]["fields"]
+    assert jsonpath(field["jsonPath"], SAMPLES[kind]) == list(SAMPLES[kind]["Endpoints"])
+
+
+def test_the_load_dashboards_datasource_is_a_template_variable(
+    load_dashboard: tuple[str, dict[str, Any]],
+) -> None:
+    kind, board = load_dashboard
+    variable = variables(board)["datasource"]
+    assert (variable["type"], variable["query"]) == ("datasource", PLUGIN)
+    assert f"/{kind}Dashboard" in variable["description"]
+    expected = {"type": PLUGIN, "uid": "${datasource}"}
+    for user in [p for p in panels(board) if p["type"] != "row"] + [variables(board)["endpoint"]]:
+        assert user["datasource"] == expected, user.get("title", user["name"])
+        for target in user.get("targets", []):
+            assert target["datasource"] == expected
+
+
+def test_every_load_field_reads_keys_of_the_controllers_document(
+    load_dashboard: tuple[str, dict[str, Any]],
+) -> None:
+    kind, board = load_dashboard
+    sample = SAMPLES[kind]
+    for endpoint in sample["Endpoints"]:
+        for panel in panels(board):
+            for target in panel.get("targets", []):
+                lengths = set()
+                for field in target["fields"]:
+                    path = field["jsonPath"].replace("${endpoint}", endpoint)
+                    values = jsonpath(path, sample)
+                    assert values, f"{panel['title']}: {field['jsonPath']} selects nothing for {endpoint!r}"
+                    assert values == list(jq.compile(as_jq(path)).input_value(sample).all()), path
+                    assert path.endswith((f".{field['name']}", f"['{field['name']}']")), path
+                    lengths.add(len(values))
+                assert len(lengths) == 1, f"{panel['title']}: the plugin needs fields of equal length"
+
+
+def test_the_load_panels_show_the_controllers_numbers(load_dashboard: tuple[str, dict[str, Any]]) -> None:
+    kind, board = load_dashboard
+    sample = SAMPLES[kind]
+    by_title = {p["title"]: p for p in panels(board)}
+    endpoint = next(iter(sample["Endpoints"]))
+
+    def read(title: str) -> dict[str, list[Any]]:
+        [target] = by_title[title]["targets"]
+        return {
+            f["name"]: jsonpath(f["jsonPath"].replace("${endpoint}", endpoint), sample)
+            for f in target["fields"]
+        }
+
+    durations = read("Durations")
+    assert sum(durations["Value"]) == sample["Endpoints"][endpoint]["Statistics"]["Count"]
+    assert by_title["Durations"]["options"]["xField"] == "Bucket"
+    if kind == "http":
+        assert read("Return codes") == {"Return codes": [{"200": 30, "503": 2, "-1": 1}]}
+        assert read("Statistics")["Count"] == [32]
+        assert read("Error statistics") == {"Count": [1]}
+    else:
+        assert read("Status code distribution") == {"Status codes": [{"OK": 20, "Unavailable": 1}]}
+        assert read("Statistics") == {"Count": [21], "ErrorCount": [1.0]}
+    status = by_title["Experiment status"]
+    [mapping] = status["fieldConfig"]["defaults"]["mappings"]
+    assert mapping["options"]["false"]["text"] == "Succeeded"
+    assert read("Experiment status") == {"Failure": [False]}
+    assert read("Completed tasks") == {"Completed tasks": [3]}
+    assert read("Experiment metadata") == {
+        "Name": ["perf"],
+        "Namespace": ["team"],
+        "Start time": ["01 May 24 12:00 UTC"],
+        "Iter8 version": ["v1.0.0"],
+    }

@@ -1,7 +1,13 @@
 """Provider specs: where a provider's template comes from, how it is rendered, and what it must say.
 
-A provider spec is a Jinja2 template of YAML, rendered in a sandbox (no attribute access to Python
-internals, no file or network access) with:
+A provider spec is a template of YAML, in Jinja2 or in Go's text/template (Iter8's own templates,
+unmodified): the task's ``templateEngine`` says which, else it is detected (``docs/templates.md``).
+Both render in a sandbox (no attribute access to Python internals, no file or network access,
+bounded time and output).
+
+A Go template gets what Iter8 gave it: the merged values at the top (``.labels``,
+``.istioPromURL``, ``.latencyPercentiles``, ...) plus ``.elapsedTimeSeconds``, with sprig's
+functions and ``toYaml``. A Jinja2 template gets:
 
 * ``values``: the task's ``values`` deep-merged with this version's ``versionValues`` (the version
   wins), as Iter8 merged them;
@@ -16,6 +22,7 @@ PromQL strings) and ``toYaml``; ``fail(message)`` stops rendering with that mess
 The rendered YAML (Iter8's ProviderSpec, extended with provider-level ``params``)::
 
     url: http://prometheus:9090/api/v1/query
+    provider: istio-prom             # Iter8's templates name themselves; ignored
     method: GET                      # or POST
     headers: {X-Scope-OrgID: team-a}
     params: [{name: timeout, value: 10s}]      # sent with every metric (new)
@@ -42,7 +49,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kubectl_iter8 import boundedyaml
+from kubectl_iter8 import boundedyaml, gotemplate
 from kubectl_iter8.validation import validation_problems
 
 BUILTIN_PROVIDERS = ("istio-prom", "prometheus")
@@ -112,6 +119,8 @@ class MetricSpec(_Spec):
 
 class ProviderSpec(_Spec):
     url: str = Field(pattern=r"^https?://")
+    #: Iter8's templates say which provider they are; the task's own name for it is used instead.
+    provider: str | None = None
     method: Literal["GET", "POST"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     params: list[Param] = Field(default_factory=list)
@@ -204,6 +213,36 @@ def render(template: str, context: dict[str, Any]) -> str:
         raise SpecError(f"template line {exc.lineno}: {exc.message}") from None
     except (jinja2.TemplateError, SecurityError, ValueError, TypeError) as exc:
         raise SpecError(f"template: {exc}") from None
+
+
+def render_go(template: str, data: dict[str, Any], name: str) -> str:
+    """Render a Go provider template over Iter8's data; errors become one-line :class:`SpecError`."""
+    try:
+        return gotemplate.render(template, data, name=name)
+    except gotemplate.TemplateError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def go_data(values: dict[str, Any], elapsed: int) -> dict[str, Any]:
+    """What Iter8 executed its provider templates over: the merged values and elapsedTimeSeconds."""
+    return {**values, "elapsedTimeSeconds": elapsed}
+
+
+def render_spec(
+    template: str,
+    engine: gotemplate.Engine,
+    *,
+    name: str,
+    values: dict[str, Any],
+    own: dict[str, Any],
+    version: int,
+    elapsed: int,
+) -> str:
+    """Render a provider template with ``engine``, giving it the data that engine's templates expect."""
+    if engine == "go":
+        return render_go(template, go_data(values, elapsed), name)
+    context = {"values": values, "versionValues": own, "version": version, "elapsedTimeSeconds": elapsed}
+    return render(template, context)
 
 
 def parse(text: str) -> ProviderSpec:

@@ -8,6 +8,7 @@ Inputs (Iter8's, plus ``auth`` and ``timeout``)::
     versionValues: [{...}, {...}]            # one map per version (the number of versions)
     auth: {bearerToken: {env: PROM_TOKEN}}   # or {basic: {username, password}}; or a Secret key
     timeout: 10s                             # per HTTP request
+    templateEngine: go                       # go, jinja2 or auto (default: detected per template)
 
 For each provider and version the spec is rendered, then each metric is fetched (one HTTP request),
 the JSON response goes through the metric's ``jqExpression`` (the ``jq`` library) and the first
@@ -24,10 +25,11 @@ import datetime as dt
 import math
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from kubectl_iter8 import gotemplate
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.result import MetricInfo
 from kubectl_iter8.task import Duration, KubeAccess, Task, TaskContext, TaskInputs
@@ -47,6 +49,7 @@ class CustomMetricsInputs(TaskInputs):
     version_values: list[dict[str, Any]] = Field(default_factory=list, alias="versionValues")
     auth: AuthInput | None = None
     timeout: Duration = Field(default=DEFAULT_TIMEOUT, gt=0)
+    template_engine: Literal["go", "jinja2", "auto"] = Field(default="auto", alias="templateEngine")
 
     @field_validator("templates")
     @classmethod
@@ -93,18 +96,22 @@ class CustomMetricsTask(Task[CustomMetricsInputs]):
                     template = await _template(client, source)
                 except specs.SpecError as exc:
                     raise TaskError(redact(f"templates.{provider}: {exc}")) from None
+                engine = gotemplate.choose_engine(template, inputs.template_engine)
                 for version in range(num_versions):
                     own = inputs.version_values[version] if inputs.version_values else {}
                     values = deep_merge(inputs.values, own)
                     try:
                         elapsed = specs.elapsed_seconds(values, ctx.result.start_time, now)
-                        context = {
-                            "values": values,
-                            "versionValues": own,
-                            "version": version,
-                            "elapsedTimeSeconds": elapsed,
-                        }
-                        provider_spec = specs.parse(specs.render(template, context))
+                        rendered = specs.render_spec(
+                            template,
+                            engine,
+                            name=provider,
+                            values=values,
+                            own=own,
+                            version=version,
+                            elapsed=elapsed,
+                        )
+                        provider_spec = specs.parse(rendered)
                     except specs.SpecError as exc:
                         raise TaskError(redact(f"templates.{provider} (version {version}): {exc}")) from None
                     for metric in provider_spec.metrics:

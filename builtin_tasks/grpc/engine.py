@@ -92,12 +92,12 @@ class CallEngine:
         # A little less than the deadline: the clocks of gRPC's core and ours differ slightly.
         self._timeout_ns = int(plan.timeout * 1e9) - 2_000_000
         if plan.duration is not None:
-            self.cap = requests_within(plan.duration, plan.qps) if self.open_loop else _FOREVER
+            self.cap = requests_within(plan.duration, plan.qps, plan.phase) if self.open_loop else _FOREVER
         else:
             assert plan.total is not None
             self.cap = plan.total
         self.deadline = _FOREVER
-        self.schedule = Schedule(0, plan.qps or 1.0)
+        self.schedule = Schedule(0, plan.qps or 1.0, plan.phase)
         # Progress, readable at any time.
         self.issued = 0
         self.completed = 0
@@ -131,12 +131,15 @@ class CallEngine:
 
     # ---- the run -------------------------------------------------------------------------
 
-    async def run(self) -> RunStats:
-        """Make the calls; return what was measured."""
+    async def run(self, before_start: Callable[[], Awaitable[None]] | None = None) -> RunStats:
+        """Make the calls; return what was measured. ``before_start`` is awaited just before the
+        first call (shard pods wait there for their common start)."""
+        if before_start is not None:
+            await before_start()
         loop = asyncio.get_running_loop()
         flusher = loop.create_task(self._flush_periodically())
         t0 = _now()
-        self.schedule = Schedule(t0, self.plan.qps or 1.0)
+        self.schedule = Schedule(t0, self.plan.qps or 1.0, self.plan.phase)
         if self.plan.duration is not None and not self.open_loop:
             self.deadline = t0 + int(self.plan.duration * 1e9)
         fast = (

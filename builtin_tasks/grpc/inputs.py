@@ -14,6 +14,10 @@ unless a TLS input is given or ``insecure: false``.
 Iter8's chart helpers are inputs here: ``protoURL``, ``dataURL``, ``binaryDataURL`` and
 ``metadataURL`` are fetched when the task runs (so ``--set grpc.protoURL=...`` works as it did).
 
+``pods`` (cluster experiments only) spreads each endpoint's load over that many shard pods, started
+at one instant and merged exactly (see ``docs/distributed-load.md``); ``connections``,
+``concurrency`` and ``total`` must each be at least ``pods``.
+
 ``endpoints`` are named calls; each takes every field it does not set from the top level. The
 descriptor source (``proto``, ``protoset`` or ``protoURL``), the data source (``data``,
 ``dataFile``, ``dataURL``, ``binaryFile`` or ``binaryDataURL``) and the metadata source are each
@@ -164,7 +168,18 @@ class GrpcInputs(EndpointInputs):
     """The ``with:`` block of a ``grpc`` task."""
 
     warmup: bool = False
+    #: Pods sharing each endpoint's load (cluster experiments only).
+    pods: int = Field(1, ge=1)
     endpoints: dict[str, EndpointInputs] = Field(default_factory=dict)
+
+    @field_validator("pods")
+    @classmethod
+    def _pods(cls, value: int) -> int:
+        from kubectl_iter8.cluster import MAX_SHARDS
+
+        if value > MAX_SHARDS:
+            raise ValueError(f"at most {MAX_SHARDS}")
+        return value
 
     @model_validator(mode="after")
     def _check_endpoints(self) -> GrpcInputs:
@@ -179,7 +194,22 @@ class GrpcInputs(EndpointInputs):
                 raise ValueError(f"endpoint {key!r} has no host (and there is no top-level host)")
             if not (endpoint.call or self.call):
                 raise ValueError(f"endpoint {key!r} has no call (and there is no top-level call)")
+        if self.pods > 1:
+            for resolved in resolve(self):
+                self._check_pods(resolved)
         return self
+
+    def _check_pods(self, endpoint: Endpoint) -> None:
+        """Each pod needs a connection, a concurrent caller and, with a fixed count, a call."""
+        where = f" (endpoint {endpoint.prefix[5:]!r})" if self.endpoints else ""
+        plan = endpoint.plan
+        for name, value in (
+            ("connections", endpoint.connections),
+            ("concurrency", plan.concurrency),
+            ("total", plan.total),
+        ):
+            if value is not None and value < self.pods:
+                raise ValueError(f"pods: {self.pods} pods need at least as many {name}, not {value}{where}")
 
 
 def _given(inputs: EndpointInputs, group: tuple[str, ...]) -> list[str]:

@@ -37,3 +37,5 @@ class Plan:
     stream_count: int | None = None
     stream_interval: float = 0.0
     stream_duration: float | None = None
+    #: Offset of this process's open-loop schedule, when several shard pods share one rate.
+    phase: float = 0.0

@@ -26,17 +26,18 @@ import os
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Task, TaskContext
 
+from ..loadgen.report_result import run_and_report
 from .inputs import Endpoint, GrpcInputs, resolve
+from .sources import Sources as _Sources
 
 if TYPE_CHECKING:
-    from google.protobuf import descriptor_pb2
-
     from ..loadgen.stats import RunStats
     from .descriptors import Method
 
@@ -55,7 +56,18 @@ class GrpcTask(Task[GrpcInputs]):
     name = "grpc"
     Inputs = GrpcInputs
 
+    @classmethod
+    def from_values(cls, values: Any) -> list[dict[str, Any]]:
+        """Iter8's chart: ``warmupNumRequests`` / ``warmupDuration`` add a warm-up entry first."""
+        from kubectl_iter8.values import warmup_entries
+
+        return warmup_entries(cls.name, values, "total") or super().from_values(values)
+
     async def run(self, ctx: TaskContext) -> None:
+        # Iter8 v1.x's dashboards: the result goes to $METRICS_SERVER_URL when that is set.
+        await run_and_report(ctx, self._run)
+
+    async def _run(self, ctx: TaskContext) -> None:
         # gRPC's C core logs connection failures to the standard error; the task reports them.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         endpoints = resolve(self.inputs)
@@ -71,7 +83,12 @@ class GrpcTask(Task[GrpcInputs]):
             record: dict[str, Any] = {"host": endpoint.host, "call": endpoint.call}
             records[endpoint.prefix] = record
             try:
-                stats, extra = await _load(ctx, endpoint, sources, record, multi)
+                if self.inputs.pods > 1:
+                    from .shard import load_in_pods
+
+                    stats, extra = await load_in_pods(ctx, self.inputs, endpoint, sources)
+                else:
+                    stats, extra = await _load(ctx, endpoint, sources, record, multi)
             except _Unreachable as exc:
                 message = str(exc)
                 record["error"] = message
@@ -90,18 +107,12 @@ class GrpcTask(Task[GrpcInputs]):
         if failures and len(failures) == len(endpoints):
             raise TaskError(f"every endpoint failed; first: {failures[0]}")
 
+    @staticmethod
+    def run_shard(kube: Any, group: str, namespace: str, index: int) -> None:
+        """A shard pod's part of a load spread over ``pods`` (``kubectl-iter8 run --shard``)."""
+        from .shard import run_shard
 
-class _Sources:
-    """What an endpoint reads from files before connecting."""
-
-    def __init__(self) -> None:
-        self.files: list[descriptor_pb2.FileDescriptorProto] | None = None
-        self.source = "server reflection"
-        #: ``proto``, ``protoset`` or ``reflection``.
-        self.kind = "reflection"
-        self.items: list[Any] | None = None
-        self.binary: bytes | None = None
-        self.metadata: list[dict[str, Any]] | None = None
+        run_shard(kube, group, namespace, index, _load)
 
 
 def _fail(endpoint: Endpoint, multi: bool, message: str) -> TaskError:
@@ -192,9 +203,17 @@ def _fetch(endpoint: Endpoint, multi: bool, url: str, what: str) -> bytes:
 
 
 async def _load(
-    ctx: TaskContext, endpoint: Endpoint, sources: _Sources, record: dict[str, Any], multi: bool
+    ctx: TaskContext,
+    endpoint: Endpoint,
+    sources: _Sources,
+    record: dict[str, Any],
+    multi: bool,
+    before_start: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[RunStats, dict[str, Any]]:
-    """Connect, describe, check the data, run the load; close the channels whatever happens."""
+    """Connect, describe, check the data, run the load; close the channels whatever happens.
+
+    ``before_start`` is awaited once connected and described, just before the first call.
+    """
     from ..loadgen.progress import ProgressLine
     from .channel import ConnectError, fetch_certificate, open_channel, wait_ready
     from .descriptors import DiscoveryError, ReflectionRpcError, catalog, find_method, reflect
@@ -261,7 +280,7 @@ async def _load(
         )
         progress.start()
         try:
-            stats = await engine.run()
+            stats = await engine.run(before_start)
         finally:
             await progress.stop()
         extra: dict[str, Any] = {"concurrency": plan.concurrency}

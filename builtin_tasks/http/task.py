@@ -7,8 +7,9 @@ Inputs keep Iter8's camelCase names and defaults so its users' experiments keep 
 method POST), ``contentType``, ``errorRanges`` (default: status >= 400), ``percentiles`` (added to
 50/75/90/95/99/99.9), ``allowInitialErrors``, ``warmup`` and ``endpoints``: named endpoints, each
 taking every unset field from the top level. Added: ``method``, ``timeout`` (10s), TLS
-(``caFile``, ``certFile``, ``keyFile``, ``insecureSkipVerify``) and ``workers`` (processes; 0 =
-one per core; at most 4 per core).
+(``caFile``, ``certFile``, ``keyFile``, ``insecureSkipVerify``), ``workers`` (processes; 0 =
+one per core; at most 4 per core) and ``pods`` (in a cluster experiment: shard pods sharing each
+endpoint's load with one start instant, merged exactly; see :mod:`.shard`).
 
 Semantics, following Iter8 where it had any:
 
@@ -46,6 +47,7 @@ from kubectl_iter8.errors import TaskError
 from kubectl_iter8.task import Duration, Task, TaskContext, TaskInputs
 
 from ..loadgen.checks import check_endpoint_name, check_percentiles
+from ..loadgen.report_result import run_and_report
 from . import metrics
 from .engine import InitialError, LoadEngine, LoadPlan
 from .progress import ProgressLine
@@ -134,7 +136,18 @@ class HttpInputs(EndpointInputs):
     warmup: bool = False
     #: Worker processes sharing the load; 0 = one per core.
     workers: int = Field(1, ge=0)
+    #: Pods sharing each endpoint's load (cluster experiments only).
+    pods: int = Field(1, ge=1)
     endpoints: dict[str, EndpointInputs] = Field(default_factory=dict)
+
+    @field_validator("pods")
+    @classmethod
+    def _pods(cls, value: int) -> int:
+        from kubectl_iter8.cluster import MAX_SHARDS
+
+        if value > MAX_SHARDS:
+            raise ValueError(f"at most {MAX_SHARDS}")
+        return value
 
     @field_validator("workers")
     @classmethod
@@ -154,7 +167,27 @@ class HttpInputs(EndpointInputs):
             check_endpoint_name(key)
             if not (endpoint.url or self.url):
                 raise ValueError(f"endpoint {key!r} has no url (and there is no top-level url)")
+        if self.pods > 1:
+            self._check_pods()
         return self
+
+    def _check_pods(self) -> None:
+        """Each pod needs a connection, and a request when the count is fixed: a share of 0 would
+        be a shard with nothing to do."""
+        if self.workers != 1:
+            raise ValueError("pods: use workers: 1 with pods (each shard pod runs one process)")
+        for key, endpoint in {"": self, **self.endpoints}.items():
+            where = f" (endpoint {key!r})" if key else ""
+            connections = endpoint.connections or self.connections or DEFAULT_CONNECTIONS
+            if connections < self.pods:
+                raise ValueError(
+                    f"pods: {self.pods} pods need at least as many connections, not {connections}{where}"
+                )
+            count = endpoint.num_requests or self.num_requests
+            if count is not None and count < self.pods:
+                raise ValueError(
+                    f"pods: {self.pods} pods need at least as many numRequests, not {count}{where}"
+                )
 
 
 @dataclass(frozen=True)
@@ -226,7 +259,18 @@ class HttpTask(Task[HttpInputs]):
     name = "http"
     Inputs = HttpInputs
 
+    @classmethod
+    def from_values(cls, values: Any) -> list[dict[str, Any]]:
+        """Iter8's chart: ``warmupNumRequests`` / ``warmupDuration`` add a warm-up entry first."""
+        from kubectl_iter8.values import warmup_entries
+
+        return warmup_entries(cls.name, values, "numRequests") or super().from_values(values)
+
     async def run(self, ctx: TaskContext) -> None:
+        # Iter8 v1.x's dashboards: the result goes to $METRICS_SERVER_URL when that is set.
+        await run_and_report(ctx, self._run)
+
+    async def _run(self, ctx: TaskContext) -> None:
         endpoints = resolve(self.inputs)
         multi = bool(self.inputs.endpoints)
         records: dict[str, Any] = {}
@@ -234,12 +278,13 @@ class HttpTask(Task[HttpInputs]):
         if self.inputs.warmup:
             ctx.details["warmup"] = True
         failures: list[str] = []
+        self._timings: dict[str, dict[str, Any]] = {}
         for endpoint in endpoints:
             target = await _with_payload(endpoint)
             record: dict[str, Any] = {"url": target.url, "method": target.method}
             records[endpoint.prefix] = record
             try:
-                stats = await self._load(endpoint, target)
+                stats = await self._load(ctx, endpoint, target)
             except InitialError as exc:
                 message = f"{target.url}: initial request failed: {exc} (allowInitialErrors: true goes on)"
                 record["error"] = message
@@ -249,6 +294,8 @@ class HttpTask(Task[HttpInputs]):
                 failures.append(message)
                 continue
             record.update(metrics.details(stats, target.is_error))
+            if endpoint.prefix in self._timings:
+                record["pods"] = self._timings[endpoint.prefix]
             if not self.inputs.warmup:
                 metrics.record(ctx.insights, endpoint.prefix, stats, target.is_error, endpoint.percentiles)
             ctx.log(
@@ -258,13 +305,26 @@ class HttpTask(Task[HttpInputs]):
         if failures and len(failures) == len(endpoints):
             raise TaskError(f"every endpoint failed; first: {failures[0]}")
 
-    async def _load(self, endpoint: Endpoint, target: Target) -> RunStats:
+    @staticmethod
+    def run_shard(kube: Any, group: str, namespace: str, index: int) -> None:
+        """A shard pod's part of a load spread over ``pods`` (``kubectl-iter8 run --shard``)."""
+        from .shard import run_shard
+
+        run_shard(kube, group, namespace, index)
+
+    async def _load(self, ctx: TaskContext, endpoint: Endpoint, target: Target) -> RunStats:
         plan = endpoint.plan
         workers = self.inputs.workers
         label = f"{endpoint.prefix}:"
         total = plan.num_requests
         if total is None and plan.qps > 0 and plan.duration is not None:
             total = round(plan.duration * plan.qps)
+        if self.inputs.pods > 1:
+            from .shard import load_in_pods
+
+            stats, timing = await load_in_pods(ctx.kube_options, target, plan, self.inputs.pods, ctx.log)
+            self._timings[endpoint.prefix] = timing
+            return stats
         if workers == 1:
             engine = LoadEngine(target, plan)
             progress = ProgressLine(

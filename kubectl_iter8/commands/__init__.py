@@ -8,7 +8,17 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
-from . import assertion, cluster_group, launch, plugins_list, report, run_job, sample_app, version
+from . import (
+    assertion,
+    cluster_group,
+    iter8_k,
+    launch,
+    plugins_list,
+    report,
+    run_job,
+    sample_app,
+    version,
+)
 
 
 @hookimpl
@@ -23,5 +33,6 @@ def iter8_register_commands(cli: click.Group) -> None:
         version.version,
         plugins_list.plugins,
         sample_app.sample_app,
+        iter8_k.k,
     ):
         cli.add_command(command)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,10 +31,32 @@ class CLIState:
 pass_state = click.make_pass_decorator(CLIState)
 
 
+class AliasedOption(click.Option):
+    """An option that also answers to other spellings that ``--help`` does not show.
+
+    For Iter8's flag names (``--values``, ``--dry``, ``--outputFormat``, ``--reuseResult``): scripts
+    written for Iter8 keep working, and the help stays about one spelling.
+    """
+
+    def __init__(self, *args: Any, aliases: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = tuple(aliases)
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        shown = self.opts
+        self.opts = [*shown, *self.aliases]
+        try:
+            super().add_to_parser(parser, ctx)
+        finally:
+            self.opts = shown
+
+
 def output_option(*choices: str, default: str = "text") -> Callable[[F], F]:
     return click.option(
         "-o",
         "--output",
+        cls=AliasedOption,
+        aliases=["--outputFormat"],
         type=click.Choice(choices, case_sensitive=False),
         default=default,
         show_default=True,
@@ -46,6 +67,8 @@ def output_option(*choices: str, default: str = "text") -> Callable[[F], F]:
 def run_dir_option(func: F) -> F:
     return click.option(
         "--run-dir",
+        cls=AliasedOption,
+        aliases=["--runDir"],  # Iter8 v0.13's spelling
         metavar="DIR",
         help="Local folder that holds experiment.yaml (with --local; default: the current folder).",
     )(func)
@@ -68,7 +91,13 @@ def kube_options(func: F) -> F:
                 metavar="PATH",
                 help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).",
             ),
-            click.option("--context", metavar="NAME", help="The kubeconfig context to use."),
+            click.option(
+                "--context",
+                cls=AliasedOption,
+                aliases=["--kube-context"],  # Helm's (and so Iter8's) spelling
+                metavar="NAME",
+                help="The kubeconfig context to use.",
+            ),
             click.option(
                 "-n", "--namespace", metavar="NS", help="Namespace (default: the context's, else 'default')."
             ),
@@ -118,6 +147,8 @@ def store_for(
 def emit(data: Any, output: str) -> None:
     """Print ``data`` as JSON or YAML (kubectl's ``-o json|yaml``)."""
     if output == "json":
+        import json
+
         click.echo(json.dumps(data, indent=2))
     else:
         from ..storage import dump_yaml

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import CLIState, group_option, kube_options, local_option, pass_state, run_dir_option
+from .common import (
+    AliasedOption,
+    CLIState,
+    group_option,
+    kube_options,
+    local_option,
+    pass_state,
+    run_dir_option,
+)
 
 if TYPE_CHECKING:
     from ..experiment import Experiment, PreparedTask
@@ -19,6 +27,8 @@ if TYPE_CHECKING:
     "-f",
     "--file",
     "files",
+    cls=AliasedOption,
+    aliases=["--values"],
     multiple=True,
     metavar="FILE",
     help="Experiment or chart-values YAML ('-' for standard input); repeatable, merged in order.",
@@ -28,18 +38,44 @@ if TYPE_CHECKING:
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Set a value, Helm style (tasks={http,assess}, http.url=URL, spec[0].with.qps=5); repeatable.",
+    help="Set a value, Helm style (tasks={http,assess}, http.url=URL, spec[0].with.qps=5), typed as Helm "
+    "types it (numbers, true/false, null); repeatable.",
+)
+@click.option(
+    "--set-string",
+    "set_strings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Like --set, but every value stays a string; repeatable.",
+)
+@click.option(
+    "--set-file",
+    "set_files",
+    multiple=True,
+    metavar="KEY=PATH",
+    help="Set a value to the contents of a file (at most 1 MiB); repeatable.",
+)
+@click.option(
+    "--set-json",
+    "set_jsons",
+    multiple=True,
+    metavar="KEY=JSON",
+    help="Set a value from JSON (or merge a whole JSON object); repeatable. Order as Helm: -f files, "
+    "--set-json, --set, --set-string, --set-file.",
 )
 @run_dir_option
 @group_option
 @kube_options
 @click.option(
-    "--image", envvar="ITER8_IMAGE", help="Image of the Job that runs the experiment in the cluster."
+    "--image",
+    envvar="ITER8_IMAGE",
+    help="Image of the Job that runs the experiment in the cluster (wins over the chart value iter8Image).",
 )
 @click.option(
     "--schedule",
     metavar="CRON",
-    help="Run in the cluster on this cron schedule (a CronJob), keeping each loop's results.",
+    help="Run in the cluster on this cron schedule (a CronJob), keeping each loop's results; wins over "
+    "the chart values runner=cronjob and cronjobSchedule.",
 )
 @click.option(
     "--deadline",
@@ -48,7 +84,11 @@ if TYPE_CHECKING:
     "from the tasks' durations and timeouts).",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Validate and print what would be run or created; change nothing."
+    "--dry-run",
+    cls=AliasedOption,
+    aliases=["--dry"],
+    is_flag=True,
+    help="Validate and print what would be run or created; change nothing.",
 )
 @pass_state
 def launch(
@@ -56,6 +96,9 @@ def launch(
     local: bool,
     files: tuple[str, ...],
     sets: tuple[str, ...],
+    set_strings: tuple[str, ...],
+    set_files: tuple[str, ...],
+    set_jsons: tuple[str, ...],
     run_dir: str | None,
     group: str,
     kubeconfig: str | None,
@@ -79,10 +122,11 @@ def launch(
     from ..errors import UsageError
     from ..experiment import prepare
     from ..kube import KubeOptions
-    from ..values import load_experiment
+    from ..values import ValueFlags, load_launch
 
     hooks = state.require_hooks()
-    experiment = load_experiment(list(files), list(sets), hooks.tasks)
+    flags = ValueFlags(files, sets, set_strings, set_files, set_jsons)
+    experiment, settings = load_launch(flags, hooks.tasks)
     prepared = prepare(experiment, hooks.tasks)
     options = KubeOptions(kubeconfig, context, namespace)
     if local:
@@ -90,10 +134,26 @@ def launch(
             raise UsageError(
                 "--schedule, --image and --deadline are for experiments in a cluster; drop them or --local"
             )
+        if settings.cluster_only():
+            # Iter8's local launch rendered only the experiment from the same values files.
+            click.echo(
+                f"warning: {', '.join(settings.cluster_only())}: chart values for an experiment in a "
+                "cluster; ignored with --local",
+                err=True,
+            )
+        _refuse_pods_here(prepared)
         _launch_local(state, experiment, prepared, run_dir or ".", options, dry_run)
         return
     if run_dir is not None:
         raise UsageError("--run-dir goes with --local")
+    if settings.runner == "none":
+        raise UsageError(
+            "runner=none: Iter8's chart made no Job with it; use --local to run the experiment here, "
+            "or runner=job (the default) to run it in the cluster"
+        )
+    # The command line is more specific than a values file: --schedule and --image win.
+    schedule = schedule if schedule is not None else settings.schedule
+    image = image or settings.image
     if schedule is not None and len(schedule.split()) != 5:
         raise UsageError(
             f"--schedule {schedule!r}: expected a cron schedule of five fields, e.g. '*/10 * * * *'"
@@ -103,6 +163,7 @@ def launch(
 
     deadline_seconds = _deadline_seconds(deadline)
     group = cluster.check_group(group)
+    pod = cluster.RunnerPod(settings.service_account, settings.resources, settings.log_level)
     with Kube(options) as kube:
         ns = kube.namespace
         if dry_run:
@@ -111,16 +172,30 @@ def launch(
             objects = cluster.manifests(
                 experiment, prepared, group=group, namespace=ns, revision=1,
                 image=image or cluster.DEFAULT_IMAGE, schedule=schedule, deadline=deadline_seconds,
+                runner=pod,
             )  # fmt: skip
             click.echo("---\n".join(dump_yaml(obj) for _, obj in objects), nl=False)
             return
         revision = cluster.launch(
             kube, experiment, prepared, group=group, namespace=ns, image=image or cluster.DEFAULT_IMAGE,
-            schedule=schedule, deadline=deadline_seconds,
+            schedule=schedule, deadline=deadline_seconds, runner=pod,
         )  # fmt: skip
     where = f"-g {group} -n {ns}"
     click.echo(f'experiment group "{group}" launched in namespace "{ns}" (revision {revision})')
     click.echo(f"follow it with: kubectl iter8 assert {where} -c completed,nofailure --timeout 5m")
+
+
+def _refuse_pods_here(prepared: list[PreparedTask]) -> None:
+    """``pods`` (a load spread over shard pods) needs a cluster; here, ``workers`` spreads it over cores."""
+    from ..errors import UsageError
+
+    for task in prepared:
+        pods = getattr(task.task.inputs, "pods", 1)
+        if isinstance(pods, int) and pods > 1:
+            raise UsageError(
+                f"{task.label}: pods: {pods} pods need an experiment in a cluster (launch without "
+                "--local); here, use workers to spread the load over this machine's cores"
+            )
 
 
 def _deadline_seconds(value: str | None) -> int | None:

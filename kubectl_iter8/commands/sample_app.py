@@ -19,7 +19,24 @@ import click
 @click.option(
     "--stall-for", metavar="DURATION", default="0s", show_default=True, help="How long each freeze lasts."
 )
-def sample_app(port: int, host: str, stall_every: str | None, stall_for: str) -> None:
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of requests answered 500, evenly spread (a bad version to roll out).",
+)
+@click.option(
+    "--delay",
+    "extra_delay",
+    metavar="DURATION",
+    default="0s",
+    show_default=True,
+    help="Added to every response (a slow version to roll out).",
+)
+def sample_app(
+    port: int, host: str, stall_every: str | None, stall_for: str, error_rate: float, extra_delay: str
+) -> None:
     """Serve a small HTTP app to load-test: /get, /status/{code}, /delay/{ms}, /bytes/{n}, /anything.
 
     \b
@@ -40,11 +57,12 @@ def sample_app(port: int, host: str, stall_every: str | None, stall_for: str) ->
     try:
         every = parse_duration(stall_every) if stall_every else 0.0
         length = parse_duration(stall_for)
+        delay = parse_duration(extra_delay)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if every and not 0 < length < every:
         raise UsageError("--stall-for must be more than 0 and less than --stall-every")
-    app = SampleApp(host, port, stall_every=every, stall_for=length)
+    app = SampleApp(host, port, stall_every=every, stall_for=length, error_rate=error_rate, extra_delay=delay)
 
     async def serve() -> None:
         try:

@@ -14,8 +14,11 @@ The real control plane has no scheduler, kubelet or container runtime, so pods w
   under ``127.0.0.1:1/`` cannot be pulled: the pod stays Pending in ``ErrImagePull``, as on a real node;
 - runs the command of the pods that :attr:`NodeStandIn.runs` selects (by default those of Jobs) as a local
   process, with a kubeconfig carrying a TokenRequest token of the pod's ServiceAccount (so the process
-  has exactly that account's RBAC), the pod's env (values, fieldRefs, ConfigMap and Secret refs) and each
-  emptyDir mount mapped to a folder of its own, then reports Succeeded or Failed with the exit code;
+  has exactly that account's RBAC), the pod's env (values, fieldRefs, among them a label or annotation
+  such as the completion index an Indexed Job's pods get, ConfigMap and Secret refs) and each emptyDir
+  mount mapped to a folder of its own, then reports Succeeded or Failed with the exit code (128 + the
+  signal for a process killed by one, as a container runtime reports it; :meth:`NodeStandIn.kill` kills
+  one, as a crashed or OOM-killed container);
 - serves container logs on a TLS port published in the Node's ``daemonEndpoints``, so ``kubectl logs``
   works through the apiserver;
 - finishes graceful deletions (the kubelet's final ``DELETE`` with grace period 0), so namespaces,
@@ -53,6 +56,8 @@ SECRETS = GVR("", "v1", "secrets")
 READY_ANNOTATION = "testing.iter8.tools/ready"
 UNPULLABLE = "127.0.0.1:1/"
 _LOG_PATH = re.compile(r"^/containerLogs/([^/]+)/([^/]+)/([^/?]+)")
+#: ``metadata.labels['KEY']`` or ``metadata.annotations['KEY']`` in a fieldRef.
+_FIELD_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 Obj = dict[str, Any]
 
 
@@ -176,6 +181,23 @@ class NodeStandIn:
         if (meta.get("annotations") or {}).get(READY_ANNOTATION) == "false":
             return False
         return not any(meta["namespace"] == ns and meta["name"].startswith(p) for ns, p in self._held)
+
+    def kill(self, namespace: str, prefix: str) -> list[str]:
+        """Kill (SIGKILL) the running processes of pods in ``namespace`` whose names start with
+        ``prefix``; their pods then fail with exit code 137. Returns the pods' names."""
+        with self._lock:
+            victims = [
+                pod
+                for pod in self._pods.values()
+                if pod.namespace == namespace
+                and pod.name.startswith(prefix)
+                and pod.process is not None
+                and pod.process.poll() is None
+            ]
+        for pod in victims:
+            assert pod.process is not None
+            pod.process.kill()
+        return [pod.name for pod in victims]
 
     # --- the node --------------------------------------------------------------------------------
 
@@ -374,6 +396,8 @@ class NodeStandIn:
             while chunk := os.read(process.stdout.fileno(), 65536):
                 log += chunk
         code = process.wait()
+        if code < 0:
+            code = 128 - code  # killed by a signal: a runtime reports 128 + its number
         with contextlib.suppress(KubeError):
             self._report(
                 pod,
@@ -434,7 +458,12 @@ class NodeStandIn:
             if "value" in var:
                 env[var["name"]] = local_path(str(var["value"]))
             elif "fieldRef" in ref:
-                env[var["name"]] = fields.get(ref["fieldRef"].get("fieldPath", ""), "")
+                path = ref["fieldRef"].get("fieldPath", "")
+                keyed = _FIELD_KEY.match(path)
+                if keyed is not None:
+                    env[var["name"]] = str((meta.get(keyed.group(1)) or {}).get(keyed.group(2), ""))
+                else:
+                    env[var["name"]] = fields.get(path, "")
             elif "configMapKeyRef" in ref or "secretKeyRef" in ref:
                 gvr, key_ref = (
                     (CONFIGMAPS, ref["configMapKeyRef"])

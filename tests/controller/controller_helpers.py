@@ -21,7 +21,7 @@ from kubectl_iter8.controller.manager import Controller
 from routing_invariant import History, routed_versions, violations
 
 from kubectl_iter8.kube import KubeOptions
-from kubectl_iter8.registry import ResourceType, RouterRegistry
+from kubectl_iter8.registry import ResourceType, RouterRegistry, TaskRegistry
 from kubectl_iter8.testing import FakeKube
 from kubectl_iter8.testing.real import RealKube
 
@@ -183,8 +183,16 @@ class Harness:
         #: Per controller started here: every write it made, (start, end, what) in wall-clock time.
         self.writes: dict[int, list[tuple[float, float, str]]] = {}
         self._identity: KubeOptions | None = None
+        #: Whether the controller's RBAC (on a real server) grants what rollouts take (``--rollouts``).
+        self.rollouts = False
 
-    def start(self, *, router_registry: RouterRegistry | None = None, **changes: Any) -> Controller:
+    def start(
+        self,
+        *,
+        router_registry: RouterRegistry | None = None,
+        tasks: TaskRegistry | None = None,
+        **changes: Any,
+    ) -> Controller:
         if not self._recording:
             self.history, self._recording = History.attach(self.kube), True
         settings = replace(FAST, namespaces=(self.kube.namespace,), lease_namespace=self.kube.namespace)
@@ -194,6 +202,7 @@ class Harness:
             routers=router_registry or routers(),
             resource_types=TYPES,
             kube_options=self.controller_identity(),
+            tasks=tasks,
         )
         log: list[tuple[float, float, str]] = self.writes.setdefault(id(ctl), [])
         ctl.writer.observers.append(lambda start, end, what: log.append((start, end, what)))
@@ -211,7 +220,7 @@ class Harness:
         if self._identity is None:
             manifests = subprocess.run(
                 ["kubectl-iter8", "controller", "manifests", "-n", kube.namespace, "-w", kube.namespace,
-                 "--abn-port", "0"],
+                 "--abn-port", "0", *(["--rollouts"] if self.rollouts else [])],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             rbac = [d for d in yaml.safe_load_all(manifests.stdout) if d and d["kind"] in RBAC_KINDS]

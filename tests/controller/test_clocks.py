@@ -67,6 +67,20 @@ def elector(client: Kube, clock: Clock, identity: str) -> LeaderElector:
     )
 
 
+def test_a_key_delayed_again_waits_once_for_the_earliest_time() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock.monotonic)
+    for delay in (30.0, 5.0, 60.0, 5.0):
+        queue.add_after("rollout", delay)
+    clock.advance(4.9)
+    assert queue.get(timeout=0) is None
+    clock.advance(0.1)
+    assert queue.get(timeout=0) == "rollout"
+    queue.done("rollout")
+    clock.advance(100)
+    assert queue.get(timeout=0) is None, "the later delays were folded into the earliest"
+
+
 def test_leadership_ends_at_the_renew_deadline_and_a_lease_expires_by_its_times(client: Kube) -> None:
     clock = Clock()
     a, b = elector(client, clock, "a"), elector(client, clock, "b")

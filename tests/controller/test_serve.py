@@ -103,6 +103,33 @@ def test_manifests_are_least_privilege_and_apply(cli, fake_kube: FakeKube, tmp_p
     assert cli("controller", "manifests", "-A").out == scoped.out
 
 
+def test_rollout_rights_are_granted_only_with_rollouts(cli) -> None:
+    def role_and_args(*flags: str) -> tuple[list[dict], list[str]]:
+        out = cli("controller", "manifests", "--namespace", "default", *flags)
+        assert out.code == 0, out.err
+        docs = list(yaml.safe_load_all(out.out))
+        role = next(d for d in docs if d["kind"] == "Role")
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        return role["rules"], deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    rules, args = role_and_args()
+    granted = {res for rule in rules for res in rule["resources"]}
+    assert not granted & {"secrets", "jobs", "serviceaccounts", "roles", "rolebindings", "pods"}
+    assert "--rollouts" not in args
+    rules, args = role_and_args("--rollouts")
+    verbs = {
+        (group, res): rule["verbs"]
+        for rule in rules
+        for group in rule["apiGroups"]
+        for res in rule["resources"]
+    }
+    assert verbs[("", "secrets")] == ["get", "create", "update", "patch"]
+    assert verbs[("batch", "jobs")] == ["get", "list", "watch", "create", "delete"]
+    assert verbs[("rbac.authorization.k8s.io", "roles")] == ["get", "create", "update", "patch"]
+    assert "update" in verbs[("", "configmaps")]
+    assert args[args.index("--rollouts") + 1] == "--analysis-image"
+
+
 def rbac_by_namespace(docs: list[dict], home: str = "iter8-system") -> dict[str, list[str]]:
     """For each namespace with a Role: the resources it grants, and that its binding names the controller."""
     granted: dict[str, list[str]] = {}

@@ -267,6 +267,11 @@ def test_metrics_text_format() -> None:
     metrics.set_weights("default", "app", {"v1": 90, "v2": 10})
     metrics.set_weights("default", "gone", {"v1": 1})
     metrics.set_weights("default", "gone", None)
+    metrics.set_rollout("default", "app", "Progressing")
+    metrics.set_rollout("default", "gone", "Promoted")
+    metrics.set_rollout("default", "gone", None)
+    metrics.rollout_transition("RolloutStep")
+    metrics.rollout_transition("RolloutStep")
     metrics.queue_depth = lambda: 4
     text = metrics.render()
     assert 'iter8_controller_reconciles_total{result="success"} 1' in text
@@ -276,6 +281,8 @@ def test_metrics_text_format() -> None:
     assert 'iter8_controller_applied_weight{namespace="default",routemap="app",version="v2"} 10' in text
     assert "gone" not in text
     assert "iter8_controller_queue_depth 4" in text
+    assert 'iter8_controller_rollout_phase{namespace="default",phase="Progressing",routemap="app"} 1' in text
+    assert 'iter8_controller_rollout_transitions_total{reason="RolloutStep"} 2' in text
     assert "# TYPE iter8_controller_reconcile_duration_seconds histogram" in text
 
 
@@ -284,10 +291,10 @@ def test_applied_weights_render_again_only_when_they_change() -> None:
     metrics.set_weights("default", "app", {"v1": 90, "v2": 10})
     first = metrics.render()
     metrics.set_weights("default", "app", {"v1": 90, "v2": 10})  # a resync: the same weights
-    assert metrics._weight_lines is not None
+    assert metrics._weight_text is not None
     assert metrics.render() == first
     metrics.set_weights("default", "app", {"v1": 50, "v2": 50})
-    assert metrics._weight_lines is None
+    assert metrics._weight_text is None
     assert (
         'iter8_controller_applied_weight{namespace="default",routemap="app",version="v2"} 50'
         in metrics.render()

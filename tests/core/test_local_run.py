@@ -130,7 +130,7 @@ def test_chart_values_shorthand_builds_and_runs_the_same_spec(cli, tmp_path: Pat
     doc = yaml.safe_load((run_dir / "experiment.yaml").read_text())
     assert doc["spec"][1] == {
         "task": "assess",
-        "with": {"SLOs": {"upper": {"app/x": "5"}, "lower": {"app/x": "4"}}},
+        "with": {"SLOs": {"upper": {"app/x": 5}, "lower": {"app/x": 4}}},  # typed as Helm types them
     }
     assert doc["result"]["insights"]["SLOsSatisfied"] == {"upper": [[True]], "lower": [[False]]}
 

@@ -1,0 +1,15 @@
+{{- define "env.deployment-istio.blue-green" }}
+
+{{- /* prepare versions for simpler processing */}}
+{{- $versions := include "normalize.versions.deployment" . | mustFromJson }}
+
+{{- /* weight-config ConfigMaps */}}
+{{- range $i, $v := $versions }}
+    {{ include "configmap.weight-config" $v }}
+---
+{{- end }} {{- /* range $i, $v := $versions */}}
+
+{{- /* routemap */}}
+{{ include "env.deployment-istio.blue-green.routemap" . }}
+
+{{- end }} {{- /* define "env.deployment-istio.blue-green" */}}
