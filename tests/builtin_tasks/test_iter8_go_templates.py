@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from iter8_release_chart import render_chart
+from iter8_release_chart import DEPLOYMENT_VERSIONS, MODEL_VERSIONS, render_chart
 from kubectl_iter8.builtin_tasks.custom_metrics import spec as specs
 from prom_fixtures import Reply, Request, Server
 
@@ -437,32 +437,6 @@ def test_iter8s_experiment_chart_refuses_what_it_refused(values: dict[str, Any],
 
     with pytest.raises(gotemplate.TemplateExecError, match=message):
         render_chart("iter8", '{{ include "experiment" . }}', values)
-
-
-DEPLOYMENT_VERSIONS = [
-    {
-        "metadata": {"labels": {"app.kubernetes.io/version": "v1"}},
-        "image": "kennethreitz/httpbin",
-        "port": 80,
-    },
-    {
-        "metadata": {"labels": {"app.kubernetes.io/version": "v2"}},
-        "image": "kennethreitz/httpbin",
-        "port": 80,
-        "weight": 30,
-        # Gateway API canary: Iter8's chart writes the candidate's matches as given.
-        "matches": [{"headers": [{"name": "traffic", "value": "test"}]}],
-    },
-]
-MODEL_VERSIONS = [
-    {"metadata": {"name": "wisdom-0"}, "modelFormat": "sklearn", "storageUri": "gs://models/v1"},
-    {
-        "metadata": {"name": "wisdom-1"},
-        "modelFormat": "sklearn",
-        "storageUri": "gs://models/v2",
-        "weight": 30,
-    },
-]
 
 
 @pytest.mark.parametrize(
