@@ -28,17 +28,12 @@ if TYPE_CHECKING:
 
 def rollout_state(kube: Kube, name: str) -> RolloutState | None:
     """The state the controller stored for the routemap's rollout (None: none yet, or unreadable)."""
-    from kubectl_iter8 import boundedyaml
     from kubectl_iter8.kube import CONFIGMAPS
-    from kubectl_iter8.rollout import STATE_KEY, RolloutState, rollout_name
+    from kubectl_iter8.rollout import rollout_name, stored_state
 
-    live = kube.find(CONFIGMAPS, rollout_name(name))
-    text = ((live or {}).get("data") or {}).get(STATE_KEY)
-    if not text:
-        return None
     try:
-        return RolloutState.model_validate(boundedyaml.load(str(text)))
-    except (boundedyaml.BoundedYAMLError, ValueError):
+        return stored_state(kube.find(CONFIGMAPS, rollout_name(name)))
+    except ValueError:
         return None
 
 

@@ -30,6 +30,7 @@ from kubectl_iter8.rollout import (
     RolloutPolicy,
     RolloutState,
     rollout_name,
+    stored_state,
 )
 from kubectl_iter8.routemap import KIND_LABEL, MANAGED_BY, SPEC_KEY, RouteMap
 
@@ -127,12 +128,9 @@ class RolloutReconciler:
         """The stored state ConfigMap and its state (a fresh one when there is none or it is unreadable)."""
         meta = cm["metadata"]
         live = self.kube.find(CONFIGMAPS, rollout_name(meta["name"]), meta.get("namespace") or "")
-        text = ((live or {}).get("data") or {}).get(STATE_KEY)
-        if not text:
-            return live, RolloutState()
         try:
-            return live, RolloutState.model_validate(boundedyaml.load(str(text)))
-        except (boundedyaml.BoundedYAMLError, ValueError) as exc:
+            return live, stored_state(live) or RolloutState()
+        except ValueError as exc:
             where = f"{meta.get('namespace')}/{meta['name']}"
             log.warning("routemap %s: unreadable rollout state, starting over: %s", where, exc)
             return live, RolloutState()
@@ -180,7 +178,7 @@ class RolloutReconciler:
         )
         decision = self._decide(cm, policy, state, seen)
         if decision.state != state or live is None:
-            self._store(cm, live, decision.state)
+            self._store(cm, routemap, live, decision.state)
         new_run = decision.launch
         if new_run is not None:
             spec = _analysis_of(policy, new_run.step)
@@ -193,7 +191,7 @@ class RolloutReconciler:
                 failed = replace(seen, analysis=AnalysisOutcome(True, "fail", failure))
                 decision = self._decide(cm, policy, decision.state, failed)
                 decision.events[:0] = earlier
-                self._store(cm, None, decision.state)
+                self._store(cm, routemap, None, decision.state)
         if decision.promote:
             self._promote(cm, decision.state)
         for reason, message, warning in decision.events:
@@ -223,15 +221,12 @@ class RolloutReconciler:
             decision = decide(policy, pass_gate(decision.state, hook, at), seen)
         return decision
 
-    def _store(self, cm: Obj, live: Obj | None, state: RolloutState) -> None:
+    def _store(self, cm: Obj, routemap: RouteMap, live: Obj | None, state: RolloutState) -> None:
         import yaml
 
         meta = cm["metadata"]
         namespace = meta.get("namespace") or ""
-        owner = {
-            "apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": meta.get("uid", ""),
-            "controller": True, "blockOwnerDeletion": True,
-        }  # fmt: skip
+        owner = routemap.owner_reference()
         desired = stamp(
             {
                 "apiVersion": "v1",

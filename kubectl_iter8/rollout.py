@@ -218,5 +218,21 @@ class RolloutState(_Model):
         return self.model_dump(by_alias=True, exclude_defaults=True)
 
 
+def stored_state(configmap: dict[str, Any] | None) -> RolloutState | None:
+    """The state in a ``<routemap>-iter8-rollout`` ConfigMap (None: no ConfigMap, or no state yet).
+
+    :raises ValueError: when the state is not readable (bounded YAML of a :class:`RolloutState`).
+    """
+    from . import boundedyaml
+
+    text = ((configmap or {}).get("data") or {}).get(STATE_KEY)
+    if not text:
+        return None
+    try:
+        return RolloutState.model_validate(boundedyaml.load(str(text)))
+    except boundedyaml.BoundedYAMLError as exc:
+        raise ValueError(str(exc)) from None
+
+
 #: How many verdicts the state keeps (the newest).
 MAX_VERDICTS = 20
