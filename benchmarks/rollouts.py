@@ -321,9 +321,11 @@ class Runner(threading.Thread):
 
     def write(self, verdict: Verdict) -> None:
         secret = self.kube.get("secrets", verdict.group)
-        document = yaml.safe_load(base64.b64decode(secret["data"][SECRET_KEY]))
+        # libyaml: this thread stands in for pods elsewhere, and shares the fake's interpreter.
+        document = yaml.load(base64.b64decode(secret["data"][SECRET_KEY]), Loader=yaml.CSafeLoader)
         document["result"] = self.result
-        data = base64.b64encode(yaml.safe_dump(document, sort_keys=False).encode()).decode()
+        text = yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False)
+        data = base64.b64encode(text.encode()).decode()
         written = self.kube.patch("secrets", verdict.group, {"data": {SECRET_KEY: data}})
         verdict.rv = int(written["metadata"]["resourceVersion"])
         verdict.at = self.audit_time(written)
@@ -612,6 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     to_state: list[float] = []
     state_to_vs: list[float] = []
     secret_to_job: list[float] = []
+    by_step: dict[int, list[float]] = {}
     missing: list[str] = []
     for verdict in verdicts:
         if not verdict.at:
@@ -623,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             missing.append(f"{verdict.group} (no VirtualService with weight {verdict.weight})")
             continue
         to_vs.append(vs_latency)
+        by_step.setdefault(verdict.step, []).append(vs_latency)
         if state_latency is not None:
             to_state.append(state_latency)
             state_to_vs.append(vs_latency - state_latency)
@@ -653,6 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {'':<34}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     if to_vs:
         print(row("verdict -> VirtualService", to_vs))
+        for step, latencies in sorted(by_step.items()):
+            print(row(f"  the verdicts of step {step}", latencies))
     if to_state:
         print(row("  verdict -> rollout state stored", to_state))
         print(row("  state stored -> VirtualService", state_to_vs))

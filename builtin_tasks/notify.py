@@ -28,7 +28,8 @@ status, failure, task counts, times, plus ``name``, ``versions``, ``slosSatisfie
 notification is sent from inside the run.
 
 ``slack``: ``url`` (or ``urlFrom``) of an incoming webhook; default payload ``{"text": ...}`` with a
-one-line summary; ``softFailure`` defaults to true. ``github``: ``owner``, ``repo``, ``token`` (a
+one-line summary; ``softFailure`` defaults to true; ``method`` may only be ``POST`` (Iter8's Slack
+tutorial set it, and its chart always sent POST). ``github``: ``owner``, ``repo``, ``token`` (a
 string as in Iter8, or ``{env: ...}`` / ``{secret: ...}``), ``eventType`` (default ``iter8``); sends a
 ``repository_dispatch`` with ``client_payload`` = the summary; ``softFailure`` defaults to true.
 
@@ -123,6 +124,15 @@ class SlackInputs(WebhookOptions):
     url: str | None = Field(default=None, pattern=r"^https?://")
     url_from: SecretValue | None = Field(default=None, alias="urlFrom")
     soft_failure: bool = Field(default=True, alias="softFailure")
+    #: Iter8's Slack tutorial sets ``slack.method=POST``; its chart always sent POST whatever was given.
+    method: Literal["POST"] | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _post_only(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.upper() == "POST":
+            return "POST"
+        raise ValueError(f"a Slack webhook takes POST only (got {str(value)[:40]!r})")
 
     @model_validator(mode="after")
     def _one_url(self) -> SlackInputs:

@@ -109,13 +109,15 @@ def launch_analysis(
     namespace: str,
     image: str,
     readable: Collection[tuple[str, str]],
+    absent: bool = False,
 ) -> None:
     """Launch the analysis group unless it exists (a controller that restarted finds its own).
 
     :param readable: the (API group, resource) pairs the experiment's tasks may read, in the
         routemap's namespace only (see :func:`check_accesses`).
+    :param absent: the caller has just found that the group does not exist.
     """
-    if kube.find(SECRETS, group, namespace) is not None:
+    if not absent and kube.find(SECRETS, group, namespace) is not None:
         return
     try:
         experiment = experiment_from_document(document, f"analysis {group}")
@@ -129,7 +131,9 @@ def launch_analysis(
         raise PermanentError(
             "analysis experiment: a load spread over pods (pods: N) is not allowed in an analysis"
         )
-    launch(kube, experiment, prepared, group=group, namespace=namespace, image=image, schedule=None)
+    launch(
+        kube, experiment, prepared, group=group, namespace=namespace, image=image, schedule=None, fresh=True
+    )
 
 
 def check_accesses(

@@ -1,12 +1,12 @@
 """``kubectl iter8 controller serve`` and ``kubectl iter8 controller manifests``.
 
 Imports of the controller machinery (and of the Kubernetes client) happen inside the commands, so
-that ``kubectl iter8 --help`` stays cheap.
+that ``kubectl iter8 --help`` stays cheap; ``logging`` too (with ``traceback``, ``string`` and
+``threading``), which is why the JSON formatter is defined when ``serve`` sets up its logs.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,8 @@ import click
 from kubectl_iter8.commands.common import CLIState, pass_state
 
 if TYPE_CHECKING:
+    import logging
+
     from kubectl_iter8.registry import ResourceType
 
     from .config import Settings
@@ -25,27 +27,33 @@ if TYPE_CHECKING:
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
-class JSONFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, message (and the exception, if any)."""
+def _json_formatter() -> logging.Formatter:
+    import json
+    import logging
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        import json
+    class JSONFormatter(logging.Formatter):
+        """One JSON object per log line: time, level, logger, message (and the exception, if any)."""
 
-        return json.dumps(line)
+        def format(self, record: logging.LogRecord) -> str:
+            line = {
+                "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+            if record.exc_info:
+                line["exception"] = self.formatException(record.exc_info)
+            return json.dumps(line)
+
+    return JSONFormatter()
 
 
 def _setup_logging(log_format: str) -> None:
+    import logging
+
     root = logging.getLogger()
     formatter: logging.Formatter = (
-        JSONFormatter()
+        _json_formatter()
         if log_format == "json"
         else logging.Formatter("%(asctime)s %(levelname)-7s %(message)s")
     )
@@ -185,6 +193,7 @@ def serve(
     context: str | None,
 ) -> None:
     """Run the controller until interrupted (SIGINT or SIGTERM)."""
+    import logging
     import signal
     import threading
 

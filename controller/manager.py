@@ -317,6 +317,9 @@ class Controller:
         self.queue.shutdown()
         for thread in self._threads:
             thread.join(10)
+        self.writer.stop()
+        if self.routemaps.rollouts is not None:
+            self.routemaps.rollouts.notifier.stop()
         if self.elector is not None and release:
             self.elector.release()
         if self.http is not None:
@@ -328,7 +331,10 @@ class Controller:
 
     def serve_forever(self) -> None:
         """Block until :meth:`stop` or :meth:`request_stop` is called."""
-        self._stop.wait()
+        # With a timeout: a signal the kernel delivers to another thread does not interrupt a wait
+        # without one, and Python runs its handler (request_stop) only in this thread.
+        while not self._stop.wait(0.5):
+            pass
 
     def is_leader(self) -> bool:
         return self.elector is None or self.elector.is_leader()
@@ -358,7 +364,8 @@ class Controller:
         rollouts = self.routemaps.rollouts
         owner = rollouts.routemap_of(meta.get("namespace") or "", group) if rollouts is not None else None
         if owner is not None:
-            self.queue.add(Key(ROUTEMAP, *owner))
+            # A verdict is waiting to move traffic: ahead of the periodic looks at other routemaps.
+            self.queue.add(Key(ROUTEMAP, *owner), first=True)
 
     def _on_routemap(self, old: Obj | None, new: Obj | None) -> None:
         obj = new or old

@@ -322,7 +322,8 @@ def _launch(d: Decision, seen: Observed, attempt: int) -> None:
     s = d.state
     group = f"{seen.run_prefix}-{s.candidate[:6]}-s{s.step}-a{attempt}"
     run = AnalysisRun(group=group, step=s.step, attempt=attempt, started=seen.now)
-    d.update(analysis=run, message=f"step {s.step}: analysis {group} launched")
+    # Worded as while it runs, so that the reconcile after the launch has nothing to store.
+    d.update(analysis=run, message=f"step {s.step}: analysis {group} running")
     d.launch = run
     d.soon(ANALYSIS_POLL)
 

@@ -8,6 +8,8 @@ controller level-based and safe:
   which reads the latest cache anyway);
 * a key being processed is never handed to a second worker; if it is added meanwhile, it is
   marked dirty and queued again when the first worker calls :meth:`done`;
+* a key added with ``first`` goes ahead of the waiting keys (an event somebody waits on, such as
+  an analysis verdict, is not queued behind periodic looks at every other routemap);
 * a failed key comes back after :meth:`backoff` (``base * 2**failures``, capped), and
   :meth:`forget` resets its failure count once it succeeds.
 
@@ -45,6 +47,8 @@ class WorkQueue(Generic[K]):
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
+        #: Keys in process that were added with ``first`` meanwhile.
+        self._first: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
         #: When each delayed key is due (heap entries with another time are stale, skipped).
         self._due: dict[K, float] = {}
@@ -54,14 +58,28 @@ class WorkQueue(Generic[K]):
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
 
-    def add(self, key: K) -> None:
-        """Queue ``key`` unless it is already waiting (processing keys are re-queued on :meth:`done`)."""
+    def add(self, key: K, *, first: bool = False) -> None:
+        """Queue ``key`` unless it is already waiting (processing keys are re-queued on :meth:`done`).
+
+        :param first: ahead of the keys waiting (moved there if it is one of them): for an event
+            someone is waiting on, such as an analysis verdict, rather than a periodic look.
+        """
         with self._cond:
-            if self._shutdown or key in self._dirty:
+            if self._shutdown:
+                return
+            if first and key in self._processing:
+                self._first.add(key)  # queued again, first, when its worker is done
+            if key in self._dirty:
+                if first and key not in self._processing:
+                    self._queue.remove(key)
+                    self._queue.appendleft(key)
                 return
             self._dirty.add(key)
             if key not in self._processing:
-                self._queue.append(key)
+                if first:
+                    self._queue.appendleft(key)
+                else:
+                    self._queue.append(key)
                 self._cond.notify()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -137,8 +155,13 @@ class WorkQueue(Generic[K]):
         """The caller finished ``key``; if it was added meanwhile, it is queued again."""
         with self._cond:
             self._processing.discard(key)
+            first = key in self._first
+            self._first.discard(key)
             if key in self._dirty:
-                self._queue.append(key)
+                if first:
+                    self._queue.appendleft(key)
+                else:
+                    self._queue.append(key)
                 self._cond.notify()
 
     def __len__(self) -> int:

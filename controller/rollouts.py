@@ -40,6 +40,8 @@ from .errors import PermanentError
 from .http import Metrics
 from .plan import FIELD_MANAGER, TEMPLATE_DIGEST, Lookup, Plan, digest, resource_ids, stamp, up_to_date
 from .progression import AnalysisOutcome, Decision, Observed, decide, pass_gate
+from .reads import Reads
+from .status import dumper
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -109,6 +111,12 @@ class RolloutReconciler:
         #: (namespace, analysis group) -> the routemap whose rollout runs it (for the Job informer).
         self._groups: dict[tuple[str, str], tuple[str, str]] = {}
         self._lock = threading.Lock()
+        from .rollout_notify import RolloutNotifier
+
+        #: Sends the ``rollout.notify`` calls from its own thread, never on the reconcile path.
+        self.notifier = RolloutNotifier(
+            kube, is_leader=writer.is_leader, metrics=metrics, transport=http_transport
+        )
 
     def routemap_of(self, namespace: str, group: str) -> tuple[str, str] | None:
         """The routemap whose current analysis is ``group`` (as far as this process has seen)."""
@@ -124,10 +132,10 @@ class RolloutReconciler:
 
     # --- before the plan -------------------------------------------------------------------------
 
-    def load(self, cm: Obj) -> tuple[Obj | None, RolloutState]:
+    def load(self, cm: Obj, reads: Reads) -> tuple[Obj | None, RolloutState]:
         """The stored state ConfigMap and its state (a fresh one when there is none or it is unreadable)."""
         meta = cm["metadata"]
-        live = self.kube.find(CONFIGMAPS, rollout_name(meta["name"]), meta.get("namespace") or "")
+        live = reads.find(CONFIGMAPS, rollout_name(meta["name"]), meta.get("namespace") or "")
         try:
             return live, stored_state(live) or RolloutState()
         except ValueError as exc:
@@ -146,10 +154,23 @@ class RolloutReconciler:
     # --- after the routing was applied -----------------------------------------------------------
 
     def reconcile(
-        self, cm: Obj, routemap: RouteMap, decided: Plan, live: Obj | None, state: RolloutState
+        self,
+        cm: Obj,
+        routemap: RouteMap,
+        decided: Plan,
+        live: Obj | None,
+        state: RolloutState,
+        *,
+        reads: Reads,
+        launch_now: bool = True,
     ) -> bool:
         """Observe, decide, store, act; True when the routing should now get another weight (the
-        caller applies it)."""
+        caller applies it).
+
+        :param launch_now: False when this pass follows a weight change in the same reconcile: an
+            analysis it decides on is stored, and launched by the routemap's next reconcile, queued
+            behind the verdicts other routemaps are waiting to act on.
+        """
         policy = routemap.spec.rollout
         assert policy is not None
         meta = cm["metadata"]
@@ -163,7 +184,9 @@ class RolloutReconciler:
                 outcome = analysis.outcome(self.kube, run.group, namespace, spec)
                 if outcome is None:
                     # Stored but not launched: the controller stopped in between.
-                    failure = self._launch(cm, routemap, decided, state, run.group, run.step, spec)
+                    failure = self._launch(
+                        cm, routemap, decided, state, run.group, run.step, spec, absent=True
+                    )
                     if failure is not None:
                         outcome = AnalysisOutcome(True, "fail", failure)
         seen = Observed(
@@ -178,9 +201,11 @@ class RolloutReconciler:
         )
         decision = self._decide(cm, policy, state, seen)
         if decision.state != state or live is None:
-            self._store(cm, routemap, live, decision.state)
+            self._store(cm, routemap, live, decision.state, reads)
         new_run = decision.launch
-        if new_run is not None:
+        if new_run is not None and not launch_now:
+            self.requeue(namespace, name, 0)
+        elif new_run is not None:
             spec = _analysis_of(policy, new_run.step)
             assert spec is not None
             failure = self._launch(cm, routemap, decided, decision.state, new_run.group, new_run.step, spec)
@@ -191,12 +216,13 @@ class RolloutReconciler:
                 failed = replace(seen, analysis=AnalysisOutcome(True, "fail", failure))
                 decision = self._decide(cm, policy, decision.state, failed)
                 decision.events[:0] = earlier
-                self._store(cm, routemap, None, decision.state)
+                self._store(cm, routemap, None, decision.state, reads)
         if decision.promote:
             self._promote(cm, decision.state)
         for reason, message, warning in decision.events:
             self.writer.event(cm, reason, message, warning=warning)
             self.metrics.rollout_transition(reason)
+            self.notifier.notify(policy.notify, cm, reason, message, decision.state, warning=warning)
         self._remember(namespace, name, decision.state)
         self.metrics.set_rollout(namespace, name, decision.state.phase)
         wanted = self.weights(routemap, decision.state)
@@ -221,7 +247,9 @@ class RolloutReconciler:
             decision = decide(policy, pass_gate(decision.state, hook, at), seen)
         return decision
 
-    def _store(self, cm: Obj, routemap: RouteMap, live: Obj | None, state: RolloutState) -> None:
+    def _store(
+        self, cm: Obj, routemap: RouteMap, live: Obj | None, state: RolloutState, reads: Reads
+    ) -> None:
         import yaml
 
         meta = cm["metadata"]
@@ -235,7 +263,7 @@ class RolloutReconciler:
                     "name": rollout_name(meta["name"]),
                     "labels": {KIND_LABEL: ROLLOUT_KIND, **MANAGED_BY},
                 },
-                "data": {STATE_KEY: yaml.safe_dump(state.dump(), sort_keys=False)},
+                "data": {STATE_KEY: yaml.dump(state.dump(), Dumper=dumper(yaml), sort_keys=False)},
             },
             namespace,
             owner,
@@ -247,13 +275,14 @@ class RolloutReconciler:
                 raise PermanentError(f"configmap {taken!r} already exists and is not this routemap's")
             if up_to_date(live, desired):
                 return
-        self.writer.write(
+        written = self.writer.write(
             f"rollout {meta['name']}",
             functools.partial(
                 self.kube.apply_server_side, CONFIGMAPS, desired, namespace, field_manager=FIELD_MANAGER,
                 force=live is not None,
             ),
         )  # fmt: skip
+        reads.wrote(CONFIGMAPS, written)
 
     def _launch(
         self,
@@ -264,8 +293,13 @@ class RolloutReconciler:
         group: str,
         step: int,
         spec: Analysis,
+        *,
+        absent: bool = False,
     ) -> str | None:
-        """Launch the analysis group; None, or why it cannot ever be launched."""
+        """Launch the analysis group; None, or why it cannot ever be launched.
+
+        :param absent: the group's Secret was just found not to exist.
+        """
         if self.tasks is None:
             return "this controller has no task plugins loaded: it cannot run analyses"
         namespace = cm["metadata"].get("namespace") or ""
@@ -283,7 +317,7 @@ class RolloutReconciler:
                 f"analysis {group}",
                 functools.partial(
                     analysis.launch_analysis, self.kube, self.tasks, document, group=group,
-                    namespace=namespace, image=self.image,
+                    namespace=namespace, image=self.image, absent=absent,
                     readable={(t.group, t.resource) for t in self.type_table.values()},
                 ),
             )  # fmt: skip

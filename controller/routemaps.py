@@ -36,6 +36,7 @@ from .errors import PermanentError, TemporaryError
 from .finalizers import FinalizerReconciler, Lookup, is_deleting
 from .http import Metrics
 from .plan import FIELD_MANAGER, Plan, desired_objects, plan, up_to_date
+from .reads import Reads
 from .rollouts import RolloutReconciler
 from .state import ROUTEMAP, Key, SharedState
 from .status import read_status, status_name, status_object
@@ -107,8 +108,11 @@ class RouteMapReconciler:
         with self.state.reconciling((namespace, name)):
             self._reconcile(namespace, name)
 
-    def _reconcile(self, namespace: str, name: str, *, again: bool = True) -> None:
+    def _reconcile(
+        self, namespace: str, name: str, *, again: bool = True, reads: Reads | None = None
+    ) -> None:
         key = (namespace, name)
+        reads = reads or Reads(self.kube)
         cm = self.routemap_object(namespace, name)
         if cm is None:
             self.metrics.set_weights(namespace, name, None)
@@ -135,7 +139,7 @@ class RouteMapReconciler:
                 self.write_status(cm, routemap, None, None, message)
             raise PermanentError(message)
         else:
-            rollout = self.rollouts.load(cm)
+            rollout = self.rollouts.load(cm, reads)
             weights = self.rollouts.weights(routemap, rollout[1])
         decided = self.plan(routemap, weights)
         log.debug("routemap %s/%s: %s", namespace, name, decided)
@@ -151,7 +155,7 @@ class RouteMapReconciler:
             self.writer.event(cm, "RenderFailed", str(exc), warning=True)
             self.write_status(cm, routemap, decided, None, str(exc))
             raise
-        lives = [self.kube.find(gvr, obj["metadata"]["name"], namespace) for gvr, obj in targets]
+        lives = [reads.find(gvr, obj["metadata"]["name"], namespace) for gvr, obj in targets]
         foreign = [
             f"{kind_name(kind_of(obj))} {obj['metadata']['name']!r}"
             for (_, obj), live in zip(targets, lives, strict=True)
@@ -178,7 +182,7 @@ class RouteMapReconciler:
                 gvr, obj, namespace, field_manager=FIELD_MANAGER, force=live is not None,
             )  # fmt: skip
             try:
-                self.writer.write(f"apply {obj['kind']}/{meta['name']}", write)
+                reads.wrote(gvr, self.writer.write(f"apply {obj['kind']}/{meta['name']}", write))
             except KubeConflictError as exc:
                 what = f"{kind_name(kind_of(obj))} {meta['name']!r}"
                 self._conflict(cm, routemap, decided, f"{what} was created meanwhile by someone else ({exc})")
@@ -206,20 +210,20 @@ class RouteMapReconciler:
         # One read of the status serves both: only this controller writes it. When it already
         # records exactly these objects (every resync), there is nothing to prune or write, and
         # parsing it would be a tenth of the reconcile.
-        live = self._status_live(cm)
+        live = self._status_live(cm, reads)
         if not up_to_date(live, status_object(cm, routemap, decided, applied, None)):
             previous = read_status(live)
             self._prune(cm, applied, previous)
-            self.write_status(cm, routemap, decided, applied, None, live=(live, previous))
+            self.write_status(cm, routemap, decided, applied, None, live=(live, previous), reads=reads)
         if (
             rollout is not None
             and self.rollouts is not None
-            and self.rollouts.reconcile(cm, routemap, decided, *rollout)
+            and self.rollouts.reconcile(cm, routemap, decided, *rollout, reads=reads, launch_now=again)
         ):
             if again:
                 # The rollout asks for another weight: apply it now rather than after a trip
                 # through the queue (behind every other routemap's reconcile).
-                self._reconcile(namespace, name, again=False)
+                self._reconcile(namespace, name, again=False, reads=reads)
                 return
             self.enqueue(Key(ROUTEMAP, namespace, name))
         for rid in sorted(decided.unavailable_resources()):
@@ -235,9 +239,11 @@ class RouteMapReconciler:
         self.write_status(cm, routemap, decided, None, message)
         raise PermanentError(message)
 
-    def _status_live(self, cm: Obj) -> Obj | None:
+    def _status_live(self, cm: Obj, reads: Reads | None = None) -> Obj | None:
         meta = cm["metadata"]
-        return self.kube.find(CONFIGMAPS, status_name(meta["name"]), meta.get("namespace") or "")
+        return (reads or Reads(self.kube)).find(
+            CONFIGMAPS, status_name(meta["name"]), meta.get("namespace") or ""
+        )
 
     def _prune(self, cm: Obj, applied: list[dict[str, str]], status: dict[str, Any]) -> None:
         """Delete routing objects this routemap had applied before and no longer renders.
@@ -306,10 +312,12 @@ class RouteMapReconciler:
         error: str | None,
         *,
         live: tuple[Obj | None, dict[str, Any]] | None = None,
+        reads: Reads | None = None,
     ) -> None:
         """Apply the routemap's status ConfigMap if its content changed (see :mod:`.status`).
 
         :param live: the live status ConfigMap and its parsed status, when the caller has read them.
+        :param reads: where the reconcile keeps what it wrote.
         """
         meta = cm["metadata"]
         namespace = meta.get("namespace") or ""
@@ -326,10 +334,12 @@ class RouteMapReconciler:
         desired = status_object(cm, routemap, decided, objects, error, previous)
         if up_to_date(current, desired):
             return
-        self.writer.write(
+        written = self.writer.write(
             f"status {meta['name']}",
             lambda: self.kube.apply_server_side(CONFIGMAPS, desired, namespace, field_manager=FIELD_MANAGER),
         )
+        if reads is not None:
+            reads.wrote(CONFIGMAPS, written)
         if current is None and not self._still_exists(cm):  # raced with the routemap's deletion
             self.writer.write(
                 f"delete configmaps/{desired['metadata']['name']}",

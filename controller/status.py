@@ -27,7 +27,8 @@ def status_name(routemap_name: str) -> str:
     return routemap_name + STATUS_SUFFIX
 
 
-def _dumper(yaml: Any) -> Any:
+def dumper(yaml: Any) -> Any:
+    """libyaml's safe dumper where PyYAML has it (several times faster)."""
     return getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -98,7 +99,7 @@ def status_object(
                 "name": status_name(meta["name"]),
                 "labels": {KIND_LABEL: STATUS_KIND, **MANAGED_BY},
             },
-            "data": {"status": yaml.dump(status, Dumper=_dumper(yaml), sort_keys=False)},
+            "data": {"status": yaml.dump(status, Dumper=dumper(yaml), sort_keys=False)},
         },
         meta.get("namespace") or "",
         owner,

@@ -17,9 +17,17 @@ dashboards are Iter8's JSON shapes, built from the task records the http and grp
   "ErrorCount"}, "Status codes"}}, "ExperimentResult": {...}}``; durations as ghz's eleven marks;
 * an endpoint is the URL (http) or the call (grpc) for a task with one, its name among ``endpoints``.
 
-Differences from Iter8: errors' durations are not recorded apart from the others, so ``Error
-durations`` is empty and ``Error statistics`` has only its ``Count`` (the rest null); an unknown test
-is 404 (Iter8: 400). Both dashboards are built when the result is stored, so a read costs a lookup.
+``Error durations`` and ``Error statistics`` come from the http task's histogram of failed requests'
+durations (``errorLatencyHistogram``, Fortio's ``ErrorsDurationHistogram``), in the same buckets and
+units as ``Durations`` and ``Statistics``; a record without one timed no error (both empty, as
+Fortio's with no errors), unless it counted errors: a record of an older version, whose ``Error
+statistics`` then has only its ``Count`` (the rest null). Iter8's gRPC dashboard had no such panel,
+nor has this one.
+
+Differences from Iter8: an error is what the task's ``errorRanges`` call one (default: 400 and
+above) or a request without a response, as ``http/error-count`` counts them (Fortio's rule was any
+status but 2xx and 418, so a redirect counted); an unknown test is 404 (Iter8: 400). Both
+dashboards are built when the result is stored, so a read costs a lookup.
 
 Bounds, for a port that may face a network: a body of at most :data:`~.http.MAX_BODY` bytes (the
 HTTP server refuses a bigger one unread); at most :data:`MAX_RESULTS` tests and
@@ -124,6 +132,11 @@ def floor_to(value: float, places: int) -> float:
     return math.floor(value * scale) / scale
 
 
+def no_statistics() -> dict[str, float | int]:
+    """Iter8's ``SummarizedMetric`` of no values (Fortio's zeros)."""
+    return {"Count": 0, "Mean": 0.0, "StdDev": 0.0, "Min": 0.0, "Max": 0.0}
+
+
 class Latencies:
     """A decoded HDR latency histogram (microseconds): its non-empty values and their counts."""
 
@@ -156,7 +169,7 @@ class Latencies:
     def statistics_ms(self) -> dict[str, float | int]:
         """Iter8's ``SummarizedMetric`` in milliseconds (hdrh's mean and standard deviation rule)."""
         if not self.count:
-            return {"Count": 0, "Mean": 0.0, "StdDev": 0.0, "Min": 0.0, "Max": 0.0}
+            return no_statistics()
         mean = sum(median * count for _, median, count in self.buckets) / self.count
         variance = sum((median - mean) ** 2 * count for _, median, count in self.buckets) / self.count
         return {
@@ -255,11 +268,23 @@ def http_row(data: dict[str, Any]) -> dict[str, Any]:
     if no_response:
         codes["-1"] = codes.get("-1", 0) + no_response
     errors = _number(data, "errors", where)
+    encoded = data.get("errorLatencyHistogram")
+    error_durations: list[dict[str, Any]] = []
+    error_statistics: dict[str, Any]
+    if encoded is not None:
+        failed = Latencies(encoded, f"{where}.errorLatencyHistogram")
+        error_durations = failed.fortio_buckets()
+        error_statistics = failed.statistics_ms()
+    elif errors:
+        # Recorded before failed requests were timed: only their number is known.
+        error_statistics = {"Count": errors, "Mean": None, "StdDev": None, "Min": None, "Max": None}
+    else:
+        error_statistics = no_statistics()
     return {
         "Durations": latencies.fortio_buckets(),
         "Statistics": latencies.statistics_ms(),
-        "Error durations": [],
-        "Error statistics": {"Count": errors, "Mean": None, "StdDev": None, "Min": None, "Max": None},
+        "Error durations": error_durations,
+        "Error statistics": error_statistics,
         "Return codes": codes,
     }
 

@@ -72,12 +72,13 @@ def make_cli(hooks: Iter8Hooks, state: CLIState) -> click.Group:
     return cli
 
 
-#: Iter8's log levels (logrus') as the ones here: Iter8 scripts pass ``-l trace`` and the like.
-ITER8_LOG_LEVELS = {"trace": "debug", "warn": "warning", "fatal": "error", "panic": "error"}
 _LOGLEVEL_FLAGS = ("-l", "--loglevel")
 
 
 def _level(value: str) -> str:
+    """Iter8's log levels (logrus') as the ones here: Iter8 scripts pass ``-l trace`` and the like."""
+    from .values import ITER8_LOG_LEVELS
+
     return ITER8_LOG_LEVELS.get(value.lower(), value)
 
 

@@ -9,8 +9,10 @@ inputs (:mod:`kubectl_iter8.deadline`), and removed a day after it finished. Eve
 group's namespace is owned by the Secret, so deleting the Secret deletes the group. Launching again
 in the same group replaces the experiment with revision + 1.
 
-Iter8's chart values for the runner (:class:`RunnerPod`) choose its account, resources and log
-level; with ``serviceAccountName``, as in Iter8's chart, no account, Role or RoleBinding is made.
+Iter8's chart values for the runner (:class:`RunnerPod`) choose its account, resources, log level
+and ``METRICS_SERVER_URL`` (``metricsServerURL``: where its http and grpc tasks send the result, as
+Iter8 v1.x's Job did); with ``serviceAccountName``, as in Iter8's chart, no account, Role or
+RoleBinding is made.
 
 This is what Iter8 did with a Helm chart; here the same objects are built directly, so no Helm
 is needed and relaunch semantics are ours to keep exact.
@@ -77,6 +79,8 @@ MAX_SHARDS = 1000
 #: The runner pod's environment: what a task needs to start shard Jobs like the runner's own.
 GROUP_ENV = "ITER8_GROUP"
 IMAGE_ENV = "ITER8_RUNNER_IMAGE"
+#: Where the runner's http and grpc tasks PUT the result (``builtin_tasks/loadgen/report_result.py``).
+METRICS_URL_ENV = "METRICS_SERVER_URL"
 #: The key of the shard plan Secret (see ``builtin_tasks/loadgen/shards.py``).
 SHARD_PLAN_KEY = "plan.json"
 
@@ -318,6 +322,8 @@ class RunnerPod:
     resources: dict[str, dict[str, str]] | None = None
     #: The runner's ``--loglevel`` (``logLevel``).
     log_level: str | None = None
+    #: The runner's ``$METRICS_SERVER_URL`` (``metricsServerURL``).
+    metrics_server_url: str | None = None
 
 
 def pod_spec(
@@ -338,6 +344,8 @@ def pod_spec(
     if keep_results:
         command.append("--keep-results")
     env = [{"name": GROUP_ENV, "value": group}, {"name": IMAGE_ENV, "value": image}]
+    if runner.metrics_server_url:
+        env.append({"name": METRICS_URL_ENV, "value": runner.metrics_server_url})
     pod = _pod(group, runner.service_account or runner_name(group), image, command, env)
     if runner.resources is not None:
         pod["spec"]["containers"][0]["resources"] = runner.resources
@@ -566,9 +574,13 @@ def launch(
     schedule: str | None,
     deadline: int | None = None,
     runner: RunnerPod | None = None,
+    fresh: bool = False,
 ) -> int:
-    """Create or replace the group in the cluster; returns the new revision."""
-    existing = kube.find(SECRETS, group, namespace)
+    """Create or replace the group in the cluster; returns the new revision.
+
+    :param fresh: the caller has just seen that the group does not exist (one read less).
+    """
+    existing = None if fresh else kube.find(SECRETS, group, namespace)
     revision = revision_of(existing) + 1 if existing else 1
     if existing is not None:
         # Stop the previous revision's runs before its Secret changes under them.

@@ -5,6 +5,7 @@ Routes (any method; ``HEAD`` gets the headers only)::
     /                 a short text page listing the routes
     /get              JSON echo of the request: args, headers, url, origin
     /anything[/...]   the same plus the method and the body
+    /post             the /anything echo for a POST (Iter8's tutorials post there); 405 otherwise
     /status/{code}    an empty response with that status (100-599)
     /delay/{ms}       the /get echo after ``ms`` milliseconds (at most 60000)
     /bytes/{n}        ``n`` bytes of application/octet-stream (at most 10 MiB)
@@ -45,7 +46,9 @@ from httptools import HttpParserError, HttpRequestParser
 
 MAX_DELAY_MS = 60_000
 MAX_BYTES = 10 * 1024 * 1024
-_INDEX = b"kubectl-iter8 sample app\n\nGET /get  /anything  /status/{code}  /delay/{ms}  /bytes/{n}\n"
+_INDEX = (
+    b"kubectl-iter8 sample app\n\nGET /get  /anything  POST /post  /status/{code}  /delay/{ms}  /bytes/{n}\n"
+)
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 #: A response due within this many seconds is sent now rather than re-arming a timer.
 _CLOSE_ENOUGH = 0.0002
@@ -204,6 +207,11 @@ class SampleApp:
             status, ctype, body = 200, "application/json", self._echo(conn, request, parts, None)
         elif path == "/anything" or path.startswith("/anything/"):
             status, ctype, body = 200, "application/json", self._echo(conn, request, parts, method)
+        elif path == "/post":
+            if method == "POST":
+                status, ctype, body = 200, "application/json", self._echo(conn, request, parts, method)
+            else:
+                status, ctype, body = 405, "text/plain", b"method not allowed\n"
         elif path.startswith("/status/"):
             code = _int(path[8:])
             status, ctype, body = (code, "text/plain", b"") if 100 <= code <= 599 else _bad("bad status code")

@@ -18,19 +18,23 @@ takes JSON values (``a={"b":1}``, or a whole JSON object). One deliberate differ
 
 Chart values also carry the chart's settings for the Job that runs the experiment in a cluster
 (``runner``, ``cronjobSchedule``, ``serviceAccountName``, ``iter8Image``, ``resources``,
-``logLevel``): :func:`chart_settings` checks them and ``launch`` honours them as the chart did, and
-``warmupNumRequests``/``warmupDuration`` expand into a warm-up entry (:func:`warmup_entries`).
+``logLevel``, ``metricsServerURL``): :func:`chart_settings` checks them and ``launch`` honours them
+as the chart did, and ``warmupNumRequests``/``warmupDuration`` expand into a warm-up entry
+(:func:`warmup_entries`). ``majorMinor`` is checked and has no effect, with a warning: Iter8's chart
+wrote it into the result as ``iter8Version``, and here the result records the version that ran.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import boundedyaml
 from .errors import InvalidExperimentError, UsageError
@@ -38,6 +42,8 @@ from .experiment import Experiment, experiment_from_document
 
 if TYPE_CHECKING:
     from .registry import TaskRegistry
+
+log = logging.getLogger(__name__)
 
 #: Global values of Iter8's experiment chart; they matter only in a cluster.
 CHART_SETTINGS = frozenset(
@@ -467,8 +473,10 @@ def merged_document(flags: ValueFlags) -> dict[str, Any]:
 
 #: Iter8's runners: a Job, a CronJob, or none (the chart rendered only the experiment).
 RUNNERS = ("job", "cronjob", "none")
-#: Iter8's log levels (logrus') and the runner's own; ``kubectl_iter8.cli`` maps the former.
+#: Iter8's log levels (logrus') and the runner's own; the former are mapped by :data:`ITER8_LOG_LEVELS`.
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+#: Iter8's log levels that are named otherwise here (``-l/--loglevel`` and ``logLevel`` take both).
+ITER8_LOG_LEVELS = {"trace": "debug", "warn": "warning", "fatal": "error", "panic": "error"}
 #: Images of Iter8 itself: they hold ``iter8``, not ``kubectl-iter8``, so the runner could not start.
 _ITER8_IMAGES = re.compile(r"^(docker\.io/)?(iter8/iter8|ghcr\.io/iter8-tools/iter8)([:@].*)?$")
 #: An image reference: registry/path[:tag][@digest], no blanks (a loose form of Docker's grammar).
@@ -477,6 +485,12 @@ _SERVICE_ACCOUNT = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 #: A Kubernetes quantity (``250m``, ``1Gi``, ``0.5``, ``1e3``).
 _QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$")
 _RESOURCE_NAME = re.compile(r"^([a-z0-9.\-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+#: Iter8's ``majorMinor`` (``v1.1``, ``v0.14``).
+_MAJOR_MINOR = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}")
+#: The user and password of a URL (``scheme://user:password@``), left out of what errors echo.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
+#: The longest ``metricsServerURL``: it becomes an env var of the Job, printed by ``--dry-run``.
+MAX_URL = 2048
 #: The runner container's resources (Iter8's chart had its own defaults, replaced by these as the
 #: chart's would be: a value merges over them, and ``null`` removes one).
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
@@ -504,6 +518,9 @@ class ChartSettings:
     resources: dict[str, dict[str, str]] | None = None
     #: ``logLevel``, as the runner's ``--loglevel`` takes it.
     log_level: str | None = None
+    #: ``metricsServerURL``: where the Job's ``http`` and ``grpc`` tasks send the result
+    #: (``$METRICS_SERVER_URL``).
+    metrics_server_url: str | None = None
 
     def cluster_only(self) -> list[str]:
         """The chart settings given that only a cluster experiment uses (``runner=none`` is what
@@ -515,6 +532,7 @@ class ChartSettings:
             "iter8Image": self.image,
             "resources": self.resources,
             "logLevel": self.log_level,
+            "metricsServerURL": self.metrics_server_url,
         }
         return [name for name, value in named.items() if value is not None]
 
@@ -573,11 +591,63 @@ def chart_settings(values: dict[str, Any]) -> ChartSettings:
     if level is not None:
         if level.lower() not in LOG_LEVELS:
             raise _setting_error("logLevel", level, f"expected one of {', '.join(LOG_LEVELS)}")
-        from .cli import ITER8_LOG_LEVELS
-
         level = ITER8_LOG_LEVELS.get(level.lower(), level.lower())
     resources = _resources(values["resources"]) if values.get("resources") is not None else None
-    return ChartSettings(runner, schedule, account, image, resources, level)
+    metrics_server_url = _metrics_server_url(values.get("metricsServerURL"))
+    _major_minor(values.get("majorMinor"))
+    return ChartSettings(runner, schedule, account, image, resources, level, metrics_server_url)
+
+
+def _metrics_server_url(value: Any) -> str | None:
+    """``metricsServerURL``: an http(s) URL the tasks add ``/testResult?...`` to, so no query or
+    fragment, and no credentials (a Job's env is readable by whoever can read the Job, and
+    ``--dry-run`` prints it). Empty means none, as an empty ``$METRICS_SERVER_URL`` does."""
+    name = "metricsServerURL"
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _setting_error(name, value, "expected a URL such as http://iter8-controller.iter8-system:8080")
+    if len(value) > MAX_URL:
+        raise InvalidExperimentError([f"{name}: longer than {MAX_URL} characters"])
+    url = value.strip()
+    shown = _USERINFO.sub(r"\1***@", url)  # what an error may echo: never a password
+
+    def refused(problem: str) -> InvalidExperimentError:
+        return _setting_error(name, shown, problem)
+
+    if not url.isprintable() or any(char.isspace() for char in url):
+        raise refused("blanks or control characters in a URL")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing it is the check: a port that is not a number raises)
+    except ValueError as exc:
+        raise refused(f"not a URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise refused("expected an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise refused("no credentials in the URL: the Job's environment is not a secret")
+    if not parts.hostname:
+        raise refused("the URL has no host")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise refused("no query or fragment: the tasks add /testResult?namespace=...")
+    return url
+
+
+def _major_minor(value: Any) -> None:
+    """``majorMinor``: checked, and a warning that it does nothing here (Iter8's chart wrote it into
+    the result as ``iter8Version``; here the result records the version that ran the experiment)."""
+    if value is None:
+        return
+    text = str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+    if not _MAJOR_MINOR.fullmatch(text):
+        raise _setting_error("majorMinor", value, "expected Iter8's major.minor version, such as v1.1")
+    from .version import major_minor
+
+    log.warning(
+        "majorMinor: no effect: the result's iter8Version records the kubectl-iter8 version that "
+        "runs the experiment (%s), not the chart's",
+        major_minor(),
+    )
 
 
 def _resources(value: Any) -> dict[str, dict[str, str]]:
@@ -642,10 +712,16 @@ def experiment_from_values(values: dict[str, Any], tasks: TaskRegistry) -> Exper
         names = [names]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise InvalidExperimentError(["tasks: expected a list of task names, e.g. --set tasks={http,assess}"])
+    # As Helm: a value set to null is no value; and values of a task that 'tasks' does not list
+    # are not rendered (values files keep them to switch tasks on and off).
+    values = {key: value for key, value in values.items() if value is not None}
+    unlisted = sorted(key for key in values if key in tasks and key not in names)
+    if unlisted:
+        log.warning("values of %s ignored: not listed in 'tasks'", ", ".join(unlisted))
     problems = [
-        f"unknown key {key!r} in values (not a task listed in 'tasks', nor an Iter8 chart setting)"
+        f"unknown key {key!r} in values (not a task, nor an Iter8 chart setting)"
         for key in values
-        if key not in {"tasks", "metadata", *names, *CHART_SETTINGS}
+        if key not in {"tasks", "metadata", *names, *unlisted, *CHART_SETTINGS}
     ]
     problems += [
         f"tasks: unknown task {name!r} (known: {', '.join(tasks.names())})"

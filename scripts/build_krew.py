@@ -15,15 +15,21 @@ runs on (``--platform`` only confirms it); the release workflow runs it once per
    authors, who get them from PyPI; ``lint-imports`` checks that no runtime code imports them),
    then installs that wheel alone into ``<work>/site``.
 2. PyInstaller freezes ``packaging/entry.py`` with ``packaging/kubectl-iter8.spec``: the package
-   from ``<work>/site``, its dependencies from this interpreter's environment.
+   from ``<work>/site``, its dependencies from this interpreter's environment, the compiled
+   modules stored uncompressed (the archive's gzip compresses them better together).
 3. The bundle is made fit for Krew: symbolic links are dropped (Krew unpacks regular files and
    folders only; each link points at a file that stays in the bundle, where the libraries' own
-   RPATH finds it) and, on Linux, debug sections are stripped from the interpreter's and the
-   extension modules' shared libraries (not from the auditwheel-vendored ``*.libs``).
-4. It packs ``kubectl-iter8`` (the executable), ``_internal/`` and ``LICENSE`` into
+   RPATH finds it). On Linux, scipy's byte-identical copies of numpy's vendored libraries are
+   dropped, and the shared libraries are stripped: symbol tables and debug sections where no
+   RPATH shows a patchelf rewrite, debug sections only elsewhere, the vendored ``*.libs`` not at
+   all.
+4. It prerenders ``--help`` (at every width), ``version`` and ``version --short`` with the
+   bundle's own CLI into ``_internal/kubectl_iter8/prerendered.marshal``, which the frozen entry
+   point prints without starting the CLI, and fails unless each prints the same bytes both ways.
+5. It packs ``kubectl-iter8`` (the executable), ``_internal/`` and ``LICENSE`` into
    ``<out>/kubectl-iter8-v<version>-<os>-<arch>.tar.gz``: reproducible for the same inputs (fixed
    times, owners, modes and order), and refused when it breaks the size limits.
-5. It runs the bundle (``version --short`` and ``plugins``) and rewrites the platform's entry of
+6. It runs the bundle (``version --short`` and ``plugins``) and rewrites the platform's entry of
    the manifest (``uri``, ``sha256``, ``bin``, ``files``, ``selector``) and ``spec.version``.
 
 ``--from-archives DIR`` skips the build: it rewrites the manifest's entries from the archives in
@@ -37,9 +43,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import filecmp
 import gzip
 import hashlib
 import importlib.util
+import marshal
 import os
 import platform
 import re
@@ -72,6 +80,25 @@ ARCHIVE_LIMIT = 80_000_000
 UNPACKED_LIMIT = 250_000_000
 #: gzip level of the archive: 9 saves about 0.5% over 6 and costs seconds, once per release.
 GZIP_LEVEL = 9
+#: zlib level of the Python modules inside the executable (PyInstaller's PYZ; its default is 6).
+#: Stored, the archive's gzip compresses them together, and a module resembles its neighbours (the
+#: Kubernetes client's 900 generated models most of all): 4.3 MB less archive than modules
+#: compressed one by one, for 40 MB more unpacked, and no zlib on each import.
+PYZ_COMPRESSION_LEVEL = 0
+#: The auditwheel-vendored libraries that other wheels carry byte-identical copies of (scipy's
+#: wheel has numpy's libgfortran and libquadmath too, under the same hashed names). The copies are
+#: dropped: the dynamic loader matches a library already loaded by its SONAME, and numpy's are
+#: loaded first, because scipy imports numpy before any of its own extension modules.
+SHARED_LIBS = "numpy.libs"
+#: The widths click can format the help to (cli.py's ``max_content_width`` 110, click's minimum 50),
+#: each prerendered for ``kubectl iter8 --help`` (packaging/entry.py).
+HELP_WIDTHS = range(50, 109)
+#: Where the prerendered outputs go in the bundle (packaging/entry.py reads them).
+PRERENDERED = Path("kubectl_iter8") / "prerendered.marshal"
+#: Any ITER8_* variable makes the frozen entry point leave the output to the CLI (click).
+RENDER_WITH_CLICK = {"ITER8_NO_PRERENDERED": "1"}
+#: Variables that change what the CLI prints, left out of the environment the bundle runs in here.
+CLI_OUTPUT_VARS = {"COLUMNS", "_KUBECTL ITER8_COMPLETE", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
 MANIFEST_HEADER = (
     "# Krew plugin manifest of kubectl-iter8 (https://krew.sigs.k8s.io/docs/developer-guide/).\n"
     "# `python scripts/build_krew.py` rewrites spec.version and the platform it builds, and\n"
@@ -320,6 +347,7 @@ def freeze(wheel: Path, work: Path) -> Path:
         "KREW_SITE": str(site),
         "PYTHONHASHSEED": "0",
         "SOURCE_DATE_EPOCH": str(source_date_epoch()),
+        "PYINSTALLER_ZLIB_COMPRESSION_LEVEL": str(PYZ_COMPRESSION_LEVEL),
     }
     run(
         [*PYINSTALLER, "--distpath", dist, "--workpath", work / "pyinstaller", SPEC],
@@ -349,6 +377,26 @@ def drop_symlinks(bundle: Path) -> int:
     return len(links)
 
 
+def drop_duplicate_libraries(bundle: Path) -> list[tuple[str, int]]:
+    """Remove vendored libraries that are byte-identical copies of ``SHARED_LIBS``' (Linux only).
+
+    Returns (path in the bundle, size) of each copy removed.
+    """
+    owner = bundle / CONTENTS / SHARED_LIBS
+    if sys.platform != "linux" or not owner.is_dir():
+        return []
+    dropped: list[tuple[str, int]] = []
+    for folder in sorted((bundle / CONTENTS).glob("*.libs")):
+        if folder == owner:
+            continue
+        for lib in sorted(folder.iterdir()):
+            twin = owner / lib.name
+            if lib.is_file() and twin.is_file() and filecmp.cmp(lib, twin, shallow=False):
+                dropped.append((lib.relative_to(bundle).as_posix(), lib.stat().st_size))
+                lib.unlink()
+    return dropped
+
+
 def shared_libraries(bundle: Path) -> Iterator[Path]:
     """ELF shared libraries of ``bundle`` outside the auditwheel-vendored ``*.libs`` folders.
 
@@ -365,25 +413,116 @@ def shared_libraries(bundle: Path) -> Iterator[Path]:
                 yield path
 
 
-def strip_debug(bundle: Path) -> int:
-    """``strip --strip-debug`` the libraries that carry debug sections (Linux only).
+def strip_libraries(bundle: Path) -> int:
+    """Strip the symbol tables and debug sections of the bundle's shared libraries (Linux only).
 
     libpython and lib-dynload come with DWARF from interpreters built with ``-g`` (pyenv's: 23 MB
-    of libpython is 6.5 MB without it); the code itself is unchanged.
+    of libpython is 6.5 MB without it), and most extension modules with their full symbol tables;
+    the code and the dynamic symbols (``PyInit_*``, libpython's API) stay as they are. A library
+    with an RPATH or RUNPATH was most likely rewritten by auditwheel's patchelf (numpy's and some of
+    scipy's extension modules), and strip can break such files: those keep their symbol tables and
+    lose only debug sections, if any.
     """
     if sys.platform != "linux":
         return 0
     strip, readelf = shutil.which("strip"), shutil.which("readelf")
     if strip is None or readelf is None:
-        log("warning: strip or readelf not found (binutils); the bundle keeps its debug sections")
+        log("warning: strip or readelf not found (binutils); the bundle keeps its symbols and debug sections")
         return 0
     stripped = 0
     for lib in shared_libraries(bundle):
-        sections = run([readelf, "-S", "-W", lib], what=f"readelf {lib.name}")
-        if ".debug_info" in sections:
+        sections = run([readelf, "-S", "-W", "-d", lib], what=f"readelf {lib.name}")
+        patched = "(RPATH)" in sections or "(RUNPATH)" in sections
+        if not patched and (".symtab" in sections or ".debug_info" in sections):
+            run([strip, "--strip-unneeded", lib], what=f"strip {lib.name}")
+        elif ".debug_info" in sections:
             run([strip, "--strip-debug", lib], what=f"strip {lib.name}")
-            stripped += 1
+        else:
+            continue
+        stripped += 1
     return stripped
+
+
+# --- output prerendered for the frozen entry point ---------------------------------------------
+
+
+def cli_env() -> dict[str, str]:
+    """This environment without what changes the CLI's output (``ITER8_*``, ``COLUMNS``, ...)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ITER8_") and k not in CLI_OUTPUT_VARS}
+
+
+def run_bundle(executable: Path, args: Sequence[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    proc = subprocess.run(
+        [str(executable), *args],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def render(executable: Path, args: Sequence[str], env: dict[str, str]) -> str:
+    """What the CLI prints for ``args`` (rendered by click), as the text the entry point writes."""
+    code, out, err = run_bundle(executable, args, {**env, **RENDER_WITH_CLICK})
+    if code != 0 or err:
+        detail = err.decode("utf-8", "replace").strip().splitlines()
+        raise BuildError(
+            f"`{NAME} {' '.join(args)}` from the bundle exited {code}" + (f": {detail[-1]}" if detail else "")
+        )
+    text = out.decode("utf-8")
+    # Written through a text stream, "\n" becomes os.linesep again (Windows' "\r\n").
+    return text.replace("\r\n", "\n") if sys.platform == "win32" else text
+
+
+def prerender(bundle: Path, target: Platform) -> int:
+    """Write the outputs the entry point prints without the CLI, and check them byte for byte.
+
+    ``--help`` at every width click can format it to, ``version`` and ``version --short``, each
+    rendered by the bundle's own CLI. Then every case runs twice, prerendered and rendered by
+    click, and the two must give the same exit code, output and errors; a probe table proves that
+    the entry point does print the file's text. Returns how many distinct help texts there are.
+    """
+    executable, path = bundle / target.bin, bundle / CONTENTS / PRERENDERED
+    env = cli_env()
+    distinct: dict[str, str] = {}  # the same object for the same text: marshal writes it once
+    helps = {
+        width: distinct.setdefault(text, text)
+        for width in HELP_WIDTHS
+        for text in [render(executable, ["--help"], {**env, "COLUMNS": str(width + 2)})]
+    }
+    table: dict[str, object] = {
+        "help": helps,
+        "version": render(executable, ["version"], env),
+        "version --short": render(executable, ["version", "--short"], env),
+        "machine": os.uname().machine if hasattr(os, "uname") else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(marshal.dumps({"help": {w: f"probe {w}\n" for w in HELP_WIDTHS}}))
+    probe = run_bundle(executable, ["--help"], {**env, "COLUMNS": "80"})
+    if probe[1].replace(b"\r\n", b"\n") != b"probe 78\n":
+        raise BuildError(f"the entry point does not print {PRERENDERED} (it printed {probe[1][:60]!r}...)")
+    path.write_bytes(marshal.dumps(table))
+    cases: list[tuple[list[str], dict[str, str]]] = [
+        *((["--help"], {"COLUMNS": str(width + 2)}) for width in HELP_WIDTHS),
+        (["--help"], {}),  # not a terminal, no COLUMNS: 80 columns
+        (["-h"], {"COLUMNS": "1"}),
+        (["--help"], {"COLUMNS": "1000"}),
+        (["--help"], {"COLUMNS": "wide"}),
+        (["version"], {}),
+        (["version", "--short"], {}),
+    ]
+    for args, extra in cases:
+        fast = run_bundle(executable, args, {**env, **extra})
+        slow = run_bundle(executable, args, {**env, **extra, **RENDER_WITH_CLICK})
+        if fast != slow:
+            where = ", ".join(f"{k}={v}" for k, v in extra.items()) or "no COLUMNS"
+            raise BuildError(
+                f"the prerendered output of `{' '.join(args)}` ({where}) differs from the CLI's;"
+                f" prerendered {fast[1][:200]!r}, CLI {slow[1][:200]!r}"
+            )
+    return len(distinct)
 
 
 def tree_size(root: Path) -> int:
@@ -578,8 +717,15 @@ def build(target: Platform, out_dir: Path, work: Path, manifest_path: Path, url:
         version = wheel_version(wheel)
         log(f"kubectl-iter8 v{version} for {target.name}")
         bundle = freeze(wheel, work)
-    links, stripped = drop_symlinks(bundle), strip_debug(bundle)
-    log(f"dropped {links} symbolic links; stripped debug sections from {stripped} libraries")
+    links, duplicates, stripped = (
+        drop_symlinks(bundle),
+        drop_duplicate_libraries(bundle),
+        strip_libraries(bundle),
+    )
+    log(f"dropped {links} symbolic links; stripped {stripped} libraries")
+    for name, size in duplicates:
+        log(f"dropped {name} ({size / 1e6:.1f} MB), a copy of {SHARED_LIBS}/{Path(name).name}")
+    log(f"prerendered --help ({prerender(bundle, target)} distinct widths), version and version --short")
     if smoke:
         smoke_test(bundle, target, version)
     archive = out_dir / f"{NAME}-v{version}-{target.name}.tar.gz"

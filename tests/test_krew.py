@@ -4,16 +4,19 @@ This machine's archive (linux-amd64 here and in CI) is built once per session
 (``scripts/build_krew.py`` into a temporary folder and a copy of the manifest), unpacked the way
 Krew installs a plugin (its tar rules, the manifest's ``files`` moves, the ``bin`` symlink), and
 run with a PATH of that symlink's folder and ``/usr/bin`` without any ``python*``, a fresh HOME
-and TMPDIR: ``version``, ``--help`` (also through kubectl), an http load with ``workers`` against
+and TMPDIR: ``version``, ``--help`` (also through kubectl, and prerendered at build time: the same
+bytes as click's at any width), an http load with ``workers`` against
 the archive's own sample app judged by ``assess`` on confidence bounds (scipy), a grpc load whose
 ``.proto`` is compiled at run time, the HTML report, and ``controller serve`` with its A/B/n service
 against the fake API server. Krew's manifest rules are checked on the committed manifest and the
-built one.
+built one. Fast unit tests cover the entry point's choice of prerendered text (click's help
+width, the settings that turn it off) and the build's dropping of duplicate vendored libraries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -31,15 +34,22 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import click
 import grpc_fixtures
 import pytest
 import yaml
+from prom_fixtures import Reply, Request, Server
 
+from kubectl_iter8.cli import make_cli
+from kubectl_iter8.commands.common import CLIState
+from kubectl_iter8.host import Iter8Hooks
 from kubectl_iter8.testing import FakeKube
+from kubectl_iter8.testing.real import RealKube
 from kubectl_iter8.version import __version__
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "scripts" / "build_krew.py"
+ENTRY = REPO / "packaging" / "entry.py"
 MANIFEST = REPO / "krew-manifest.yaml"
 #: This machine's Krew platform: the archive built and run here (the release workflow runs this
 #: file on each platform's runner; here and in CI that is linux-amd64).
@@ -177,6 +187,98 @@ def test_krews_rules_refuse_broken_manifests(change: Any, problem: str) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
     change(manifest)
     assert any(problem in p for p in krew_problems(manifest)), krew_problems(manifest)
+
+
+# --- the frozen entry point's prerendered output, and the build's library clean-up ------------
+
+
+def load(path: Path) -> Any:
+    """A module from a file that is not part of a package (the entry point, the build script)."""
+    name = f"krew_test_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def entry() -> Any:
+    return load(ENTRY)
+
+
+@pytest.mark.parametrize(
+    "columns", [None, "1", "51", "52", "80", "109", "110", "111", "1000", "0", "-3", "wide", " 90 "]
+)
+def test_help_width_is_clicks(entry: Any, columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prerendered help is picked by the width click's formatter would use (shutil's columns)."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    root = make_cli(Iter8Hooks(env={}), CLIState())
+    max_width = root.context_settings["max_content_width"]
+    assert max_width == entry.MAX_CONTENT_WIDTH
+    assert entry.help_width(os.environ) == click.formatting.HelpFormatter(max_width=max_width).width
+
+
+def test_prerendered_output_only_where_nothing_else_changes_it(entry: Any) -> None:
+    table = {
+        "help": {78: "help at 78\n", 108: "help at 108\n"},
+        "version": "kubectl-iter8 v9 (python 3, linux/m)\n",
+        "version --short": "v9\n",
+        "machine": os.uname().machine,
+    }
+    wide = {"COLUMNS": "200"}
+    assert entry.prerendered_output(["--help"], {"COLUMNS": "80"}, table) == "help at 78\n"
+    assert entry.prerendered_output(["-h"], wide, table) == "help at 108\n"
+    assert entry.prerendered_output(["version", "--short"], {}, table) == "v9\n"
+    assert entry.prerendered_output(["version"], {}, table) == table["version"]
+    # Settings that change the commands or the output, and click's completion mode: the CLI renders.
+    for env in (
+        {"ITER8_PLUGINS": "x"},
+        {"ITER8_DISABLE_PLUGINS": "x"},
+        {"_KUBECTL ITER8_COMPLETE": "bash_source"},
+    ):
+        assert entry.prerendered_output(["--help"], {**wide, **env}, table) is None
+    # Other arguments, a width not rendered, another machine's `version`, a broken table.
+    for args in (
+        ["--help", "--debug"],
+        ["version --short"],
+        ["version", "-o", "json"],
+        [],
+        ["launch", "--help"],
+    ):
+        assert entry.prerendered_output(args, wide, table) is None
+    assert entry.prerendered_output(["--help"], {"COLUMNS": "60"}, table) is None
+    assert entry.prerendered_output(["version"], {}, {**table, "machine": "pdp11"}) is None
+    assert entry.prerendered_output(["--help"], wide, {"help": ["not", "a", "mapping"]}) is None
+
+
+def test_duplicate_vendored_libraries_are_dropped(tmp_path: Path) -> None:
+    if sys.platform != "linux":
+        pytest.skip("the copies are dropped on Linux only")
+    build_krew = load(BUILD_SCRIPT)
+    internal = tmp_path / "_internal"
+    (internal / "numpy.libs").mkdir(parents=True)
+    (internal / "scipy.libs").mkdir()
+    (internal / "numpy.libs" / "libgfortran-1.so.5").write_bytes(b"\x7fELF same")
+    (internal / "scipy.libs" / "libgfortran-1.so.5").write_bytes(b"\x7fELF same")
+    (internal / "numpy.libs" / "libquadmath-2.so.0").write_bytes(b"\x7fELF one")
+    (internal / "scipy.libs" / "libquadmath-2.so.0").write_bytes(b"\x7fELF two")  # same name, other bytes
+    (internal / "scipy.libs" / "libopenblas-3.so").write_bytes(b"\x7fELF only here")
+    dropped = build_krew.drop_duplicate_libraries(tmp_path)
+    assert dropped == [("_internal/scipy.libs/libgfortran-1.so.5", len(b"\x7fELF same"))]
+    assert sorted(p.name for p in (internal / "scipy.libs").iterdir()) == [
+        "libopenblas-3.so",
+        "libquadmath-2.so.0",
+    ]
+    assert sorted(p.name for p in (internal / "numpy.libs").iterdir()) == [
+        "libgfortran-1.so.5",
+        "libquadmath-2.so.0",
+    ]
 
 
 # --- the build ---------------------------------------------------------------------------------
@@ -356,6 +458,36 @@ def test_version_and_help_run_in_place(user: dict[str, str], tmp_path: Path) -> 
     # One-folder: nothing is unpacked anywhere on the first runs (no HOME cache, no temp folder).
     assert not list(Path(user["HOME"]).iterdir())
     assert not list(Path(user["TMPDIR"]).iterdir())
+
+
+@pytest.mark.slow
+def test_prerendered_output_is_the_clis(user: dict[str, str]) -> None:
+    """``--help`` and ``version`` print text rendered at build time: byte for byte what click prints.
+
+    Any ``ITER8_*`` variable makes the entry point leave the output to the CLI, which is how both
+    are run here. The prerendered path must also be the faster one (it imports neither click nor
+    the plugins): compared in interleaved runs, so that the machine's load hits both alike.
+    """
+    binary = shutil.which("kubectl-iter8", path=user["PATH"])
+    assert binary is not None
+    assert (Path(binary).resolve().parent / "_internal" / "kubectl_iter8" / "prerendered.marshal").is_file()
+
+    def run(args: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes, float]:
+        started = time.perf_counter()
+        proc = subprocess.run([binary, *args], env=env, capture_output=True, timeout=60, check=False)
+        return proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started
+
+    click_env = {**user, "ITER8_NO_PRERENDERED": "1"}
+    for args in (["--help"], ["-h"], ["version"], ["version", "--short"]):
+        for columns in (None, "40", "77", "100", "300"):
+            extra = {} if columns is None else {"COLUMNS": columns}
+            fast, slow = run(args, {**user, **extra}), run(args, {**click_env, **extra})
+            assert fast[:3] == slow[:3], (args, columns)
+            assert fast[0] == 0
+    assert b"Usage: kubectl iter8" in run(["--help"], user)[1]
+    pairs = [(run(["--help"], user)[3], run(["--help"], click_env)[3]) for _ in range(7)]
+    fast_median, slow_median = (sorted(times)[3] for times in zip(*pairs, strict=True))
+    assert fast_median < slow_median, pairs
 
 
 @pytest.mark.slow
@@ -619,3 +751,135 @@ def test_controller_serves_the_abn_service(user: dict[str, str], fake_kube: Fake
             process.send_signal(signal.SIGTERM)
             code = process.wait(15)
     assert code == 0, log.read_text()
+
+
+# --- custom metrics, and an experiment in a real cluster ---------------------------------------
+
+#: What the stub Prometheus answers, by the exact PromQL the provider template sends.
+PROM_VALUES = {
+    'app_requests_total{version="v1"}': "100",
+    'app_requests_total{version="v2"}': "250",
+    'app_latency_seconds{version="v1"}': "0.125",
+    'app_latency_seconds{version="v2"}': "0.25",
+}
+
+
+def prometheus_answer(request: Request) -> Reply:
+    """Prometheus' instant-query reply: one sample for a known query, an empty vector for any other."""
+    query = request.query.get("query", [""])[0]
+    found = [{"metric": {}, "value": [1_700_000_000.0, PROM_VALUES[query]]}] if query in PROM_VALUES else []
+    if request.path != "/api/v1/query":
+        return Reply(404, "not found")
+    return Reply(200, {"status": "success", "data": {"resultType": "vector", "result": found}})
+
+
+@pytest.mark.slow
+def test_custom_metrics_from_a_prometheus_and_assess_on_them(user: dict[str, str], tmp_path: Path) -> None:
+    """The bundled provider template (Jinja2), the HTTP query, the jq expression and assess on the values."""
+    with Server(prometheus_answer) as prometheus:
+        experiment = {
+            "metadata": {"name": "krew-custom-metrics"},
+            "spec": [
+                {
+                    "task": "custom-metrics",
+                    "with": {
+                        "templates": {"app": "prometheus"},
+                        "values": {
+                            "prometheusURL": prometheus.url,
+                            "queries": {
+                                "requests": {"query": "app_requests_total{$labels}", "type": "counter"},
+                                "latency": {"query": "app_latency_seconds{$labels}", "units": "sec"},
+                                "absent": "nothing_here_total{$labels}",
+                            },
+                        },
+                        "versionValues": [{"labels": {"version": "v1"}}, {"labels": {"version": "v2"}}],
+                    },
+                },
+                {"task": "assess", "with": {"SLOs": {"upper": [{"metric": "app/latency", "limit": 0.2}]}}},
+            ],
+        }
+        (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+        run_dir = tmp_path / "run"
+        launched = iter8(
+            user, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(run_dir)
+        )
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+        asked = sorted(r.query["query"][0] for r in prometheus.requests if r.path == "/api/v1/query")
+    assert asked == sorted(
+        [*PROM_VALUES, 'nothing_here_total{version="v1"}', 'nothing_here_total{version="v2"}']
+    )
+    done = iter8(user, "assert", "--local", "--run-dir", str(run_dir), "-c", "completed,nofailure")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # v2's latency (0.25 s) is over the limit: the SLO condition must fail, naming itself.
+    slos = iter8(user, "assert", "--local", "--run-dir", str(run_dir), "-c", "slos")
+    assert slos.returncode != 0
+    assert "slos: not satisfied" in slos.stdout + slos.stderr
+    report = json.loads(iter8(user, "report", "--local", "--run-dir", str(run_dir), "-o", "json").stdout)
+    metrics = {m["name"]: m for m in report["metrics"]}
+    assert metrics["app/requests"]["values"] == [100, 250]
+    assert metrics["app/requests"]["type"] == "Counter"
+    assert metrics["app/latency"]["values"] == [0.125, 0.25]
+    assert metrics["app/latency"]["units"] == "sec"
+    assert metrics["app/absent"]["values"] == [None, None]  # missing, never zero
+    assert {m["metric"] for m in report["missingMetrics"]} == {"app/absent"}
+    assert [item["satisfied"] for item in report["slos"]["items"]] == [[True, False]]
+    text = iter8(user, "report", "--local", "--run-dir", str(run_dir))
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"^app/requests\s+100\.00\s+250\.00\s*$", text.stdout, re.M), text.stdout
+    assert re.search(r"^app/latency \(sec\)\s+0\.12\s+0\.25\s*$", text.stdout, re.M), text.stdout
+
+
+@pytest.mark.slow
+def test_launch_in_a_real_cluster(
+    user: dict[str, str],
+    sample_app: int,
+    real_kube: RealKube,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``launch -g`` on the real control plane: the archive's kube client, manifests and RBAC.
+
+    The node stand-in runs the Job's ``kubectl-iter8 run`` with the user's PATH, so the Job runs
+    the archive too, with its ServiceAccount's token and the Role that ``launch`` made.
+    """
+    monkeypatch.setitem(real_kube.node.env, "PATH", user["PATH"])
+    where = ["--kubeconfig", str(real_kube.kubeconfig), "-n", real_kube.namespace]
+    experiment = {
+        "spec": [
+            {"task": "http", "with": {"url": f"http://127.0.0.1:{sample_app}/get", "numRequests": 40}},
+            {
+                "task": "assess",
+                "with": {
+                    "SLOs": {
+                        "upper": [
+                            {"metric": "http/latency-mean", "limit": 5000},
+                            {"metric": "http/error-rate", "limit": 0},
+                        ]
+                    }
+                },
+            },
+        ]
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+    launched = iter8(user, "launch", "-f", str(tmp_path / "exp.yaml"), "-g", "krew", *where)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert f'experiment group "krew" launched in namespace "{real_kube.namespace}"' in launched.stdout
+    waited = iter8(
+        user, "assert", "-g", "krew", *where, "-c", "completed", "-c", "nofailure", "-c", "slos",
+        "--timeout", "90s", timeout=120,
+    )  # fmt: skip
+    logs = iter8(user, "log", "-g", "krew", *where)
+    assert waited.returncode == 0, waited.stdout + waited.stderr + logs.stdout + logs.stderr
+    assert logs.returncode == 0, logs.stderr
+    assert "experiment completed: 2 of 2 tasks" in logs.stdout
+    text = iter8(user, "report", "-g", "krew", *where)
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"^status\s+completed\s*$", text.stdout, re.M), text.stdout
+    assert re.search(r"^http/latency-mean \(msec\) <= 5000\s+✔\s*$", text.stdout, re.M), text.stdout
+    report = json.loads(iter8(user, "report", "-g", "krew", *where, "-o", "json").stdout)
+    metrics = {m["name"]: m["values"] for m in report["metrics"]}
+    assert metrics["http/request-count"] == [40]
+    assert metrics["http/error-count"] == [0]
+    # The Job's pod ran as the group's own ServiceAccount, not as an admin.
+    job = real_kube.get("jobs", "krew-1-job")
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "krew-iter8"

@@ -62,6 +62,21 @@ _INPUT_NAMES = {
 }
 
 
+#: (a URL input's spellings, the spellings of the local sources of its group) for Iter8's rendered
+#: experiments, which carry both (see ``EndpointInputs._drop_downloaded_urls``).
+_DOWNLOADED = (
+    ({"protoURL", "protoUrl", "proto_url"}, {"proto", "protoset"}),
+    (
+        {"dataURL", "dataUrl", "data_url", "binaryDataURL", "binaryDataUrl", "binary_data_url"},
+        {"data", "dataFile", "data-file", "data_file", "binaryFile", "binary-file", "binary_file"},
+    ),
+    (
+        {"metadataURL", "metadataUrl", "metadata_url"},
+        {"metadata", "metadataFile", "metadata-file", "metadata_file"},
+    ),
+)
+
+
 def _names(*names: str) -> Any:
     return AliasChoices(*names)
 
@@ -144,6 +159,20 @@ class EndpointInputs(TaskInputs):
         if value is not None and value <= 0:
             raise ValueError("must be more than 0")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_downloaded_urls(cls, data: Any) -> Any:
+        """Iter8's chart fetched each ``...URL`` into a file (a ``run: curl`` task) and left the URL
+        beside that file, and Iter8's task read only the file: so the experiments it rendered name
+        both, and here, as there, the local source wins."""
+        if not isinstance(data, dict):
+            return data
+        present = {key for key, value in data.items() if value is not None}
+        for urls, locals_ in _DOWNLOADED:
+            if present & locals_:
+                data = {key: value for key, value in data.items() if key not in urls}
+        return data
 
     @model_validator(mode="after")
     def _check_sources(self) -> EndpointInputs:

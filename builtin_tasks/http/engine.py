@@ -9,6 +9,13 @@ beyond one integer. Latencies are appended to an ``array`` and moved into the HD
 bulk by a housekeeping timer, which also enforces timeouts (one timer for all connections rather
 than one per request).
 
+Failed requests are timed apart too (Fortio's ``ErrorsDurationHistogram``, Iter8's "Error
+durations"): a response whose status is an error (the target's ``errorRanges``, looked up in a set
+made once, so a successful response pays one set lookup and nothing else), and a request that got
+no response, timed from its start (in the open loop its due time, as latencies are) to the moment
+it was given up (a timeout, a reset, the connection lost); a failed connection attempt counts as
+one failed request lasting as long as the attempt.
+
 Two load models:
 
 * **closed loop** (``qps == 0``): every connection sends its next request as soon as the previous
@@ -137,12 +144,15 @@ class _Connection(asyncio.Protocol):
         # the latency, count the status, and send the next request from inside the callback.
         now = _now()
         engine = self.engine
-        engine.record((now - self.start) // 1000)
+        latency = (now - self.start) // 1000
+        engine.record(latency)
         parser = self.parser
         status = parser.get_status_code()
         statuses = engine.statuses
         statuses[status] = statuses.get(status, 0) + 1
         engine.completed += 1
+        if status in engine.error_statuses:
+            engine.record_error(latency)
         if self.checking:
             self.checking = False
             if engine.target.is_error(status):
@@ -212,8 +222,13 @@ class LoadEngine:
         self._errors: dict[str, int] = {}
         self._latencies = array("q")
         self._lags = array("q")
+        self._error_latencies = array("q")
         #: Appends one latency (µs); the array is emptied in place by :meth:`_flush`.
         self.record = self._latencies.append
+        #: Appends one failed request's duration (µs), likewise.
+        self.record_error = self._error_latencies.append
+        #: The statuses the target counts as errors (llhttp reads three digits, so 0 to 999).
+        self.error_statuses = frozenset(s for s in range(1000) if target.is_error(s))
         # The closed loop's fast path: on while running; ``cap``/``fast_deadline`` bound it.
         self.fast = False
         self.cap = 0
@@ -425,7 +440,7 @@ class LoadEngine:
         if conn.busy:
             conn.busy = False
             self.inflight -= 1
-            self._count_error(reason)
+            self._count_error(reason, (_now() - conn.start) // 1000)
             if conn.checking and self._running:
                 self.fail_initial(reason)
                 return
@@ -438,8 +453,10 @@ class LoadEngine:
         is_error = self.target.is_error
         return self.failed + sum(count for status, count in list(self.statuses.items()) if is_error(status))
 
-    def _count_error(self, reason: str) -> None:
+    def _count_error(self, reason: str, duration_us: int) -> None:
+        """A request that got no response, and how long it took to fail (µs)."""
         self._errors[reason] = self._errors.get(reason, 0) + 1
+        self.record_error(duration_us)
         self.completed += 1
         self.failed += 1
 
@@ -459,11 +476,11 @@ class LoadEngine:
 
     async def _reconnect(self) -> None:
         try:
-            while self._more(_now()):
+            while self._more(attempt := _now()):
                 try:
                     conn = await self._open()
                 except (OSError, TimeoutError, ssl.SSLError) as exc:
-                    self._connect_failed(describe_error(exc))
+                    self._connect_failed(describe_error(exc), attempt)
                     await asyncio.sleep(RETRY_DELAY)
                     continue
                 if conn.transport is None:
@@ -477,15 +494,16 @@ class LoadEngine:
         self._connecting -= 1
         self._check_done()
 
-    def _connect_failed(self, reason: str) -> None:
-        """A connection attempt failed: that costs one request (in the open loop, a due one)."""
+    def _connect_failed(self, reason: str, attempt: int) -> None:
+        """A connection attempt begun at ``attempt`` failed: that costs one request (in the open
+        loop, a due one), which failed after as long as the attempt took."""
         now = _now()
         if not self._more(now):
             return
         if self.open_loop and self._schedule.due(self.issued) > now + EARLY_NS:
             return
         self.issued += 1
-        self._count_error(reason)
+        self._count_error(reason, (now - attempt) // 1000)
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
@@ -508,7 +526,7 @@ class LoadEngine:
                 self._check_done()  # a closed loop bounded by time may have idle connections only
 
     def _flush(self) -> None:
-        flush(self._stats, self._latencies, self._lags)
+        flush(self._stats, self._latencies, self._lags, self._error_latencies)
 
     async def _shutdown(self) -> None:
         if self._timer is not None:

@@ -139,6 +139,10 @@ class HttpInputs(EndpointInputs):
     #: Pods sharing each endpoint's load (cluster experiments only).
     pods: int = Field(1, ge=1)
     endpoints: dict[str, EndpointInputs] = Field(default_factory=dict)
+    #: Chart values that Iter8's chart also left in the main entry of the experiment it rendered
+    #: (it had made the warm-up entry already, and Iter8's task ignored them): ignored, with a warning.
+    warmup_num_requests: int | None = Field(None, validation_alias="warmupNumRequests", exclude=True)
+    warmup_duration: str | float | None = Field(None, validation_alias="warmupDuration", exclude=True)
 
     @field_validator("pods")
     @classmethod
@@ -277,6 +281,11 @@ class HttpTask(Task[HttpInputs]):
         ctx.details["endpoints"] = records
         if self.inputs.warmup:
             ctx.details["warmup"] = True
+        if self.inputs.warmup_num_requests is not None or self.inputs.warmup_duration is not None:
+            ctx.logger.warning(
+                "warmupNumRequests/warmupDuration do nothing in an experiment's task, as in Iter8 (its "
+                "chart made the warm-up entry from them); use an entry with warmup: true"
+            )
         failures: list[str] = []
         self._timings: dict[str, dict[str, Any]] = {}
         for endpoint in endpoints:

@@ -6,11 +6,17 @@ recorded. A :class:`RunStats` travels between processes and into the experiment 
 JSON-serialisable dict (:meth:`RunStats.to_wire`): the histograms in the standard compressed
 ``HISTFAAA...`` encoding that every HdrHistogram implementation reads.
 
-Two histograms are kept: ``latency``, one value per request that got a status (an HTTP response
-of any status, or a gRPC call's final status; in the open loop measured from the request's intended
-send time), and ``lag``, how late each open-loop request left compared with its schedule. Requests
-that got no status at all (HTTP: refused, reset, timed out) are counted by reason in ``errors`` and
-have no latency, as in wrk2.
+Two histograms are always kept: ``latency``, one value per request that got a status (an HTTP
+response of any status, or a gRPC call's final status; in the open loop measured from the request's
+intended send time), and ``lag``, how late each open-loop request left compared with its schedule.
+Requests that got no status at all (HTTP: refused, reset, timed out) are counted by reason in
+``errors`` and have no latency, as in wrk2.
+
+The ``http`` engine keeps a third, ``error_latency``: the duration of every request that failed (a
+response whose status is an error, and one that got none), as Fortio's ``ErrorsDurationHistogram``
+that Iter8's ``/httpDashboard`` showed as "Error durations". It travels on the wire only when it
+holds something, so a record without it means no error was timed (and the ``grpc`` task never
+records one: Iter8's gRPC dashboard had no such panel).
 
 Shared by the ``http`` and ``grpc`` tasks; ``statuses`` holds HTTP status codes or gRPC status
 code numbers.
@@ -42,10 +48,20 @@ def record_all(histogram: HdrHistogram, values: Iterable[int]) -> None:
         histogram.record_value(min(max(value, LOWEST_US), HIGHEST_US), count)
 
 
-def flush(stats: RunStats, latencies: MutableSequence[int], lags: MutableSequence[int]) -> None:
-    """Move the latencies and schedule lags collected since the last flush into ``stats``' histograms
-    (the arrays are emptied in place: the engines' callbacks hold their ``append``)."""
-    for histogram, values in ((stats.latency, latencies), (stats.lag, lags)):
+def flush(
+    stats: RunStats,
+    latencies: MutableSequence[int],
+    lags: MutableSequence[int],
+    error_latencies: MutableSequence[int] | None = None,
+) -> None:
+    """Move the latencies, schedule lags and failed requests' durations collected since the last
+    flush into ``stats``' histograms (the arrays are emptied in place: the engines' callbacks hold
+    their ``append``)."""
+    for histogram, values in (
+        (stats.latency, latencies),
+        (stats.lag, lags),
+        (stats.error_latency, error_latencies),
+    ):
         if values:
             record_all(histogram, values)
             del values[:]
@@ -121,6 +137,8 @@ class RunStats:
 
     latency: HdrHistogram = field(default_factory=new_histogram)
     lag: HdrHistogram = field(default_factory=new_histogram)
+    #: Durations of the requests that failed (error status or no response), when the engine times them.
+    error_latency: HdrHistogram = field(default_factory=new_histogram)
     #: Responses by status code (HTTP status, or gRPC status code number).
     statuses: dict[int, int] = field(default_factory=dict)
     #: Requests that got no response, by reason (``connection refused``, ``timeout``, ...).
@@ -154,6 +172,7 @@ class RunStats:
         """Add ``other`` (run at the same time, by another process) into this one."""
         self.latency.add(other.latency)
         self.lag.add(other.lag)
+        self.error_latency.add(other.error_latency)
         for status, count in other.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + count
         for reason, count in other.errors.items():
@@ -165,7 +184,7 @@ class RunStats:
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-serialisable dict; :meth:`from_wire` restores it exactly."""
-        return {
+        wire: dict[str, Any] = {
             "latencyHistogram": self.latency.encode().decode("ascii"),
             "lagHistogram": self.lag.encode().decode("ascii"),
             "histogramUnits": "usec",
@@ -176,6 +195,9 @@ class RunStats:
             "connections": self.connections,
             "workers": self.workers,
         }
+        if self.error_latency.get_total_count():
+            wire["errorLatencyHistogram"] = self.error_latency.encode().decode("ascii")
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> RunStats:
@@ -190,4 +212,6 @@ class RunStats:
         stats.latency.decode_and_add(data["latencyHistogram"])
         if data.get("lagHistogram"):
             stats.lag.decode_and_add(data["lagHistogram"])
+        if data.get("errorLatencyHistogram"):
+            stats.error_latency.decode_and_add(data["errorLatencyHistogram"])
         return stats

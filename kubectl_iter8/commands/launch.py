@@ -163,7 +163,9 @@ def launch(
 
     deadline_seconds = _deadline_seconds(deadline)
     group = cluster.check_group(group)
-    pod = cluster.RunnerPod(settings.service_account, settings.resources, settings.log_level)
+    pod = cluster.RunnerPod(
+        settings.service_account, settings.resources, settings.log_level, settings.metrics_server_url
+    )
     with Kube(options) as kube:
         ns = kube.namespace
         if dry_run:

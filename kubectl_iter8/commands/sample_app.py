@@ -37,7 +37,7 @@ import click
 def sample_app(
     port: int, host: str, stall_every: str | None, stall_for: str, error_rate: float, extra_delay: str
 ) -> None:
-    """Serve a small HTTP app to load-test: /get, /status/{code}, /delay/{ms}, /bytes/{n}, /anything.
+    """Serve a small HTTP app to load-test: /get, /status/{code}, /delay/{ms}, /bytes/{n}, /anything, /post.
 
     \b
     Stops on Ctrl-C or SIGTERM. The quickstart runs against it:

@@ -12,17 +12,26 @@ The real control plane has no scheduler, kubelet or container runtime, so pods w
   controllers make Deployments Available. Readiness can be held back: :meth:`NodeStandIn.hold` (by
   namespace and name prefix) or the pod annotation ``testing.iter8.tools/ready: "false"``. An image
   under ``127.0.0.1:1/`` cannot be pulled: the pod stays Pending in ``ErrImagePull``, as on a real node;
-- runs the command of the pods that :attr:`NodeStandIn.runs` selects (by default those of Jobs) as a local
+- runs the command of the pods that :attr:`NodeStandIn.runs` selects (by default those of Jobs, and any pod
+  annotated ``testing.iter8.tools/run: "true"``, such as a Deployment's that runs the sample app) as a local
   process, with a kubeconfig carrying a TokenRequest token of the pod's ServiceAccount (so the process
   has exactly that account's RBAC), the pod's env (values, fieldRefs, among them a label or annotation
   such as the completion index an Indexed Job's pods get, ConfigMap and Secret refs) and each emptyDir
   mount mapped to a folder of its own, then reports Succeeded or Failed with the exit code (128 + the
   signal for a process killed by one, as a container runtime reports it; :meth:`NodeStandIn.kill` kills
-  one, as a crashed or OOM-killed container);
+  one, as a crashed or OOM-killed container). The process shares the node's network: it listens on
+  127.0.0.1 (a pod says so with ``hostPort`` equal to ``containerPort``; the pod IP is never reached). A
+  run pod with a ``readinessProbe`` (``httpGet`` or ``tcpSocket``, on 127.0.0.1 unless it names a host)
+  is Ready only while the probe passes: it is probed every :attr:`NodeStandIn.probe_interval` (time is
+  compressed: ``periodSeconds`` and ``initialDelaySeconds`` are not waited for), with the probe's
+  ``successThreshold`` and ``failureThreshold``; other probe kinds are not run. A process that exits is
+  not restarted (``restartPolicy`` is not honoured): its pod ends Succeeded or Failed;
 - serves container logs on a TLS port published in the Node's ``daemonEndpoints``, so ``kubectl logs``
   works through the apiserver;
 - finishes graceful deletions (the kubelet's final ``DELETE`` with grace period 0), so namespaces,
-  ReplicaSets and Jobs can be deleted.
+  ReplicaSets and Jobs can be deleted; a pod's process still running is stopped first (SIGTERM, then
+  SIGKILL after the pod's grace period, at most :attr:`NodeStandIn.grace_limit`), as at
+  :meth:`NodeStandIn.stop`.
 
 It polls the pod list (every 0.1 s) rather than watching: it is simpler, and a test cluster has few pods.
 """
@@ -31,9 +40,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import http.server
 import os
 import re
+import socket
 import ssl
 import subprocess
 import threading
@@ -54,6 +65,8 @@ LEASES = GVR("coordination.k8s.io", "v1", "leases")
 CONFIGMAPS = GVR("", "v1", "configmaps")
 SECRETS = GVR("", "v1", "secrets")
 READY_ANNOTATION = "testing.iter8.tools/ready"
+#: A pod annotated with this set to ``"true"`` has its command run by the default :attr:`NodeStandIn.runs`.
+RUN_ANNOTATION = "testing.iter8.tools/run"
 UNPULLABLE = "127.0.0.1:1/"
 _LOG_PATH = re.compile(r"^/containerLogs/([^/]+)/([^/]+)/([^/?]+)")
 #: ``metadata.labels['KEY']`` or ``metadata.annotations['KEY']`` in a fieldRef.
@@ -70,6 +83,13 @@ def _owned_by_job(pod: Obj) -> bool:
     return any(ref.get("kind") == "Job" for ref in pod["metadata"].get("ownerReferences") or [])
 
 
+def runs_by_default(pod: Obj) -> bool:
+    """The pods whose command the stand-in runs unless told otherwise: Jobs' and those annotated
+    ``testing.iter8.tools/run: "true"``."""
+    annotations = pod["metadata"].get("annotations") or {}
+    return _owned_by_job(pod) or annotations.get(RUN_ANNOTATION) == "true"
+
+
 @dataclass
 class _Pod:
     """What the stand-in knows of one pod it runs or reports (keyed by uid)."""
@@ -78,10 +98,18 @@ class _Pod:
     name: str
     ip: str
     ready: bool | None = None
-    #: Whether its command was run (or failed to start): then only the process reports its status.
+    #: Whether its command was run (or failed to start).
     started: bool = False
     process: subprocess.Popen[bytes] | None = None
     logs: dict[str, bytearray] = field(default_factory=dict)
+    #: The readiness probe's current outcome; None when the pod has no probe the stand-in runs.
+    probe_ok: bool | None = None
+    #: Its process has ended and the end was reported: nothing reports Running again.
+    finished: bool = False
+    #: Its deletion is stopping the process: the final ``DELETE`` follows the process's end.
+    terminating: bool = False
+    #: Held while its status is reported, so that a late "Running" never overwrites the end.
+    report_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class NodeStandIn:
@@ -100,7 +128,11 @@ class NodeStandIn:
         self.workdir = workdir or control_plane.directory / "node"
         self.workdir.mkdir(parents=True, exist_ok=True)
         #: Which pods have their command run; the others are only reported Running.
-        self.runs: Callable[[Obj], bool] = _owned_by_job
+        self.runs: Callable[[Obj], bool] = runs_by_default
+        #: Seconds between two readiness probes of a run pod.
+        self.probe_interval = 0.1
+        #: The longest a process is given to end after SIGTERM (deletion, :meth:`stop`) before SIGKILL.
+        self.grace_limit = 5.0
         #: Extra environment for every process run (e.g. ``PATH``, ``PYTHONPATH`` of the code under test).
         self.env: dict[str, str] = {}
         #: The ENTRYPOINT of images whose pods give only ``args`` (there are no images to read it from).
@@ -111,6 +143,7 @@ class NodeStandIn:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._loop_thread: threading.Thread | None = None
         self._logs_server: http.server.ThreadingHTTPServer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -135,19 +168,21 @@ class NodeStandIn:
         with contextlib.suppress(KubeError):
             self._kube.create(NODES, node)
         self._heartbeat()
-        self._spawn(self._loop, "node-standin-pods")
+        self._loop_thread = self._spawn(self._loop, "node-standin-pods")
         return self
 
     def stop(self) -> None:
-        """Stop polling, kill every process still running and close the log server."""
+        """Stop polling, stop every process still running (SIGTERM, then SIGKILL after
+        :attr:`grace_limit`) and close the log server. Stopping again does nothing."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        for thread in self._threads:
-            thread.join(10)
+        if self._loop_thread is not None:
+            self._loop_thread.join(10)  # after this, no process is started any more
         with self._lock:
-            for pod in self._pods.values():
-                if pod.process is not None and pod.process.poll() is None:
-                    pod.process.kill()
-        for thread in self._threads:
+            processes = [p.process for p in self._pods.values() if p.process is not None]
+        _stop_processes(processes, self.grace_limit)
+        for thread in list(self._threads):
             thread.join(10)
         if self._logs_server is not None:
             self._logs_server.shutdown()
@@ -160,10 +195,13 @@ class NodeStandIn:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._threads.append(thread)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
         thread.start()
+        return thread
 
     # --- readiness -------------------------------------------------------------------------------
 
@@ -288,11 +326,23 @@ class NodeStandIn:
                 ip = f"198.18.{self._allocated >> 8 & 255}.{self._allocated & 255}"
                 known = self._pods[uid] = _Pod(namespace, name, ip)
             ready = self._wants_ready(pod)
-        if not known.started and self.runs(pod) and not self._unpullable(pod):
-            self._run(pod, known)
-        elif known.ready != ready and not known.started:
+        if known.started:
+            self._report_running(pod, known, wanted=ready)
+        elif self.runs(pod) and not self._unpullable(pod):
+            self._run(pod, known, wanted=ready)
+        elif known.ready != ready:
             self._report(pod, known, ready=ready)
             known.ready = ready
+
+    def _report_running(self, pod: Obj, known: _Pod, *, wanted: bool) -> None:
+        """Report a run pod's readiness when it changed: wanted (not held back) and its probe passing."""
+        with known.report_lock:
+            if known.finished or known.terminating:
+                return
+            ready = wanted and known.probe_ok is not False
+            if ready != known.ready:
+                self._report(pod, known, ready=ready)
+                known.ready = ready
 
     @staticmethod
     def _unpullable(pod: Obj) -> bool:
@@ -353,9 +403,33 @@ class NodeStandIn:
     def _finish_deletion(self, pod: Obj) -> None:
         meta = pod["metadata"]
         with self._lock:
-            known = self._pods.pop(meta["uid"], None)
-        if known is not None and known.process is not None and known.process.poll() is None:
-            known.process.kill()
+            known = self._pods.get(meta["uid"])
+            if known is not None and known.terminating:
+                return  # its process is being stopped; the final DELETE follows
+            running = known is not None and known.process is not None and known.process.poll() is None
+            if known is not None and running:
+                known.terminating = True
+            else:
+                self._pods.pop(meta["uid"], None)
+        if known is not None and running:
+            self._spawn(self._terminate, f"node-standin-stop-{meta['name']}", pod, known)
+            return
+        self._delete_finally(pod)
+
+    def _terminate(self, pod: Obj, known: _Pod) -> None:
+        """Stop a deleted pod's process as a kubelet does (SIGTERM, SIGKILL after the grace period),
+        then remove the pod."""
+        meta = pod["metadata"]
+        asked = meta.get("deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
+        assert known.process is not None
+        _stop_processes([known.process], min(float(asked or 0), self.grace_limit))
+        with self._lock:
+            self._pods.pop(meta["uid"], None)
+        with contextlib.suppress(KubeError):
+            self._delete_finally(pod)
+
+    def _delete_finally(self, pod: Obj) -> None:
+        meta = pod["metadata"]
         with contextlib.suppress(KubeNotFoundError):
             self._kube.request(
                 "DELETE",
@@ -366,7 +440,7 @@ class NodeStandIn:
 
     # --- processes -------------------------------------------------------------------------------
 
-    def _run(self, pod: Obj, known: _Pod) -> None:
+    def _run(self, pod: Obj, known: _Pod, *, wanted: bool) -> None:
         meta, spec = pod["metadata"], pod["spec"]
         container = spec["containers"][0]
         folder = self.workdir / meta["namespace"] / meta["name"]
@@ -383,10 +457,16 @@ class NodeStandIn:
             )  # fmt: skip
         except OSError as exc:
             log += f"stand-in: cannot start {argv[:1]}: {exc}\n".encode()
-            self._report(pod, known, ready=False, terminated={"exitCode": 128, "reason": "StartError"})
+            with known.report_lock:
+                known.finished = True
+                self._report(pod, known, ready=False, terminated={"exitCode": 128, "reason": "StartError"})
             return
-        self._report(pod, known, ready=True)
+        probe = container.get("readinessProbe") or {}
+        if "httpGet" in probe or "tcpSocket" in probe:
+            known.probe_ok = False  # as a kubelet: not ready before the first success
+            self._spawn(self._probe, f"node-standin-probe-{meta['name']}", known, container, probe)
         self._spawn(self._wait, f"node-standin-{meta['name']}", pod, known, log)
+        self._report_running(pod, known, wanted=wanted)
 
     def _wait(self, pod: Obj, known: _Pod, log: bytearray) -> None:
         process = known.process
@@ -398,13 +478,36 @@ class NodeStandIn:
         code = process.wait()
         if code < 0:
             code = 128 - code  # killed by a signal: a runtime reports 128 + its number
-        with contextlib.suppress(KubeError):
-            self._report(
-                pod,
-                known,
-                ready=False,
-                terminated={"exitCode": code, "reason": "Completed" if code == 0 else "Error"},
-            )
+        with known.report_lock:
+            known.finished = True
+            if known.terminating:
+                return  # a deleted pod: its final DELETE follows, no status to report
+            with contextlib.suppress(KubeError):
+                self._report(
+                    pod,
+                    known,
+                    ready=False,
+                    terminated={"exitCode": code, "reason": "Completed" if code == 0 else "Error"},
+                )
+
+    def _probe(self, known: _Pod, container: Obj, probe: Obj) -> None:
+        """Run a readiness probe against the process until it ends, setting ``known.probe_ok``."""
+        process = known.process
+        assert process is not None
+        successes_needed = int(probe.get("successThreshold") or 1)
+        failures_allowed = int(probe.get("failureThreshold") or 3)
+        timeout = min(float(probe.get("timeoutSeconds") or 1), 1.0)
+        successes = failures = 0
+        while not self._stopping.is_set() and process.poll() is None and not known.terminating:
+            if _probe_once(probe, container, timeout):
+                successes, failures = successes + 1, 0
+                if successes >= successes_needed:
+                    known.probe_ok = True
+            else:
+                successes, failures = 0, failures + 1
+                if failures >= failures_allowed:
+                    known.probe_ok = False
+            self._stopping.wait(self.probe_interval)
 
     def _env(self, pod: Obj, known: _Pod, container: Obj, folder: Path) -> dict[str, str]:
         meta, spec = pod["metadata"], pod["spec"]
@@ -522,3 +625,63 @@ class NodeStandIn:
         self._logs_server = server
         thread = threading.Thread(target=server.serve_forever, name="node-standin-logs", daemon=True)
         thread.start()
+
+
+def _stop_processes(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM each running process, then SIGKILL those still running after ``grace`` seconds."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _probe_port(port: Any, container: Obj) -> int | None:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    return None
+
+
+def _probe_once(probe: Obj, container: Obj, timeout: float) -> bool:
+    """One readiness probe, as a kubelet runs it: an HTTP GET answered 200-399, or a TCP connect."""
+    action = probe.get("httpGet") or probe.get("tcpSocket") or {}
+    port = _probe_port(action.get("port"), container)
+    if port is None:
+        return False
+    host = action.get("host") or "127.0.0.1"
+    if "tcpSocket" in probe:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError:
+            return False
+        return True
+    connection: http.client.HTTPConnection
+    if str(action.get("scheme", "HTTP")).upper() == "HTTPS":
+        # A kubelet does not verify the certificate of an HTTPS probe either.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or [] if "name" in h}
+    try:
+        connection.request("GET", action.get("path") or "/", headers=headers)
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return 200 <= status < 400

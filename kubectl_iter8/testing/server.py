@@ -35,6 +35,8 @@ from .patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATC
 from .selectors import field_selector, label_selector, match_labels
 from .store import Event, Obj, Store
 
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 KUBE_VERSION = {
     "major": "1",
     "minor": "32",
@@ -426,7 +428,12 @@ class ApiServer:
             return protobuf.decode(raw)
         try:
             if yaml_ok or request.content_type in ("application/yaml", "application/apply-patch+yaml"):
-                return yaml.safe_load(raw)
+                # Clients send apply patches as JSON (valid YAML): parsed as JSON first, since
+                # PyYAML's parser took a sixth of the fake's time under load.
+                if raw.lstrip()[:1] in (b"{", b"["):
+                    with contextlib.suppress(ValueError):
+                        return json.loads(raw)
+                return yaml.load(raw, Loader=_YAML_LOADER)
             return json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
             raise apierrors.bad_request(f"the request body is not valid: {exc}") from None

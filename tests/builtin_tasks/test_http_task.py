@@ -215,6 +215,56 @@ def test_timeouts_are_errors_with_their_reason(cli, tmp_path: Path, app: SampleA
     assert result["tasks"][0]["details"]["endpoints"]["http"]["errorReasons"] == {"timeout": 4}
 
 
+def error_durations(result: dict[str, Any], prefix: str = "http") -> HdrHistogram:
+    return RunStats.from_wire(result["tasks"][0]["details"]["endpoints"][prefix]).error_latency
+
+
+def test_failed_requests_durations_are_recorded_apart(cli, tmp_path: Path, app: SampleApp) -> None:
+    # 20 ms answers that errorRanges call errors, beside quick ones that are not: only the slow
+    # ones are timed as failed, each with at least its 20 ms.
+    endpoints = {
+        "slow-error": {"url": f"{app.url}/delay/20", "errorRanges": [{"lower": 200, "upper": 299}]},
+        "quick-404": {"url": f"{app.url}/status/404", "errorRanges": [{"lower": 500}]},
+        "quick-503": {"url": f"{app.url}/status/503"},
+    }
+    spec = [{"task": "http", "with": {"numRequests": 6, "qps": 0, "connections": 2,
+                                      "allowInitialErrors": True, "endpoints": endpoints}}]  # fmt: skip
+    outcome, result = launch(cli, tmp_path, spec)
+    assert outcome.code == 0, outcome.err
+    slow = error_durations(result, "http-slow-error")
+    assert slow.get_total_count() == 6 == values(result)["http-slow-error/error-count"]
+    assert slow.get_min_value() >= 20_000  # µs
+    record = result["tasks"][0]["details"]["endpoints"]
+    assert "errorLatencyHistogram" not in record["http-quick-404"]  # none failed, none timed
+    quick = error_durations(result, "http-quick-503")
+    assert quick.get_total_count() == 6
+    assert quick.get_max_value() < slow.get_min_value()
+    # The same requests, all answered, are in the latency histogram too (Fortio's rule).
+    assert RunStats.from_wire(record["http-quick-503"]).latency.get_total_count() == 6
+
+
+def test_requests_without_a_response_are_timed_until_given_up(cli, tmp_path: Path, app: SampleApp) -> None:
+    spec = [{"task": "http", "with": {"url": f"{app.url}/delay/2000", "timeout": "100ms", "numRequests": 3,
+                                      "qps": 0, "connections": 1, "allowInitialErrors": True}}]  # fmt: skip
+    outcome, result = launch(cli, tmp_path, spec)
+    assert outcome.code == 0, outcome.err
+    timed = error_durations(result)
+    assert timed.get_total_count() == 3
+    assert 100_000 <= timed.get_min_value() < 2_000_000  # cut at the timeout, not at the answer
+    assert (
+        RunStats.from_wire(result["tasks"][0]["details"]["endpoints"]["http"]).latency.get_total_count() == 0
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/get"
+    spec = [{"task": "http", "with": {"url": url, "numRequests": 4, "qps": 0, "allowInitialErrors": True}}]
+    outcome, result = launch(cli, tmp_path, spec)
+    assert outcome.code == 0, outcome.err
+    refused = error_durations(result)
+    assert refused.get_total_count() == 4 == values(result)["http/error-count"]
+    assert refused.get_max_value() < 1_000_000  # a refused connection fails at once
+
+
 def test_warmup_keeps_no_metrics(cli, tmp_path: Path, app: SampleApp) -> None:
     spec = [{"task": "http", "with": {"url": f"{app.url}/get", "numRequests": 7, "qps": 0, "warmup": True}}]
     outcome, result = launch(cli, tmp_path, spec)

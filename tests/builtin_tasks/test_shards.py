@@ -23,13 +23,17 @@ from kubectl_iter8.builtin_tasks.http.task import HttpInputs
 from kubectl_iter8.builtin_tasks.loadgen.pacing import requests_within
 from kubectl_iter8.builtin_tasks.loadgen.shards import (
     READS_PER_SECOND,
+    RESULT_KEY,
     Coordinator,
+    _configmap,
     _job_failure,
+    _read,
     _Shard,
     runner_poll,
     shard_poll,
     share,
 )
+from kubectl_iter8.builtin_tasks.loadgen.stats import RunStats, record_all
 from pydantic import ValidationError
 
 from kubectl_iter8 import cluster
@@ -67,6 +71,22 @@ def test_target_and_plan_round_trip_through_json() -> None:
     assert target_from_wire(json.loads(json.dumps(target_to_wire(target)))) == target
     plan = LoadPlan(connections=3, qps=7.5, duration=2.0, allow_initial_errors=True, phase=0.25)
     assert plan_from_wire(json.loads(json.dumps(dataclasses.asdict(plan)))) == plan
+
+
+def test_shard_results_merge_failed_requests_durations_exactly_through_their_configmaps() -> None:
+    # What run_shard writes (through ShardSide: JSON in a ConfigMap) and load_in_pods merges.
+    owner = {"metadata": {"name": "g", "uid": "u"}}
+    durations = [[1_500, 250_000, 250_000], [9_000], []]
+    merged = RunStats()
+    for index, values in enumerate(durations):
+        stats = RunStats(statuses={503: len(values)})
+        record_all(stats.error_latency, values)
+        configmap = _configmap(f"g-shard-{index}", "ns", owner, RESULT_KEY, {"stats": stats.to_wire()})
+        merged.merge(RunStats.from_wire(_read(json.loads(json.dumps(configmap)), RESULT_KEY)["stats"]))
+    whole = RunStats()
+    record_all(whole.error_latency, [v for values in durations for v in values])
+    assert merged.error_latency.encode() == whole.error_latency.encode()
+    assert merged.error_latency.get_total_count() == 4 == merged.statuses[503]
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,22 @@
 """Iter8's chart values for the runner, in a cluster (the fake and the real control plane):
 ``serviceAccountName`` runs the Job as that account with the rights its owner gave it (and no
-account or Role of ours), ``logLevel`` is the runner's, ``resources`` are its container's, and
-``runner=cronjob`` with ``cronjobSchedule`` makes the CronJob."""
+account or Role of ours), ``logLevel`` is the runner's, ``resources`` are its container's,
+``runner=cronjob`` with ``cronjobSchedule`` makes the CronJob, and ``metricsServerURL`` sends the
+Job's load test result to the dashboards' server."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from kubectl_iter8.controller.http import HTTPServer, Metrics
+from kubectl_iter8.controller.testresults import TestResults
+
+from kubectl_iter8.sample_app import running
 
 from .conftest import Cluster
 from .test_experiments_in_cluster import launch, ns_args
@@ -98,3 +105,44 @@ def test_runner_cronjob_makes_the_cronjob_on_the_values_schedule(
     assert get(cluster, "job", "cron-1-job") is None
     dry = launch(kubectl, cluster, tmp_path, values, "-g", "cron", "--dry-run")
     assert [doc["kind"] for doc in yaml.safe_load_all(dry.out)][-1] == "CronJob"
+
+
+def test_metrics_server_url_sends_the_jobs_result_to_the_http_dashboard(
+    cluster: Cluster, kubectl, tmp_path: Path
+) -> None:
+    if cluster.fake is None and cluster.real is None:
+        pytest.skip("a Job's pod on an external cluster cannot reach this machine's 127.0.0.1")
+    results = TestResults()
+    server = HTTPServer(
+        "127.0.0.1", 0, metrics=Metrics(), healthy=lambda: True, ready=lambda: True,
+        routes=results.routes(), put_routes=results.put_routes(),
+    )  # fmt: skip
+    server.start()
+    try:
+        with running() as app:
+            values = (
+                f"tasks: [http]\nhttp: {{url: '{app.url}/get', numRequests: 12, qps: 0}}\n"
+                f"metricsServerURL: http://127.0.0.1:{server.port}\nmajorMinor: v1.1\n"
+            )
+            launched = launch(kubectl, cluster, tmp_path, values, "-g", "perf")
+            assert launched.code == 0, launched.err
+            waited = kubectl(
+                "assert", "-g", "perf", *ns_args(cluster), "-c", "completed,nofailure", "--timeout", "90s"
+            )
+            assert waited.code == 0, kubectl("log", "-g", "perf", *ns_args(cluster)).out
+        query = f"namespace={cluster.namespace}&test=perf"
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{server.port}/httpDashboard?{query}", timeout=10
+        ) as got:
+            board = json.loads(got.read())
+    finally:
+        server.stop()
+    headline = board["ExperimentResult"]
+    assert (headline["Name"], headline["Namespace"]) == ("perf", cluster.namespace)
+    assert (headline["Completed tasks"], headline["Failure"]) == (1, False)
+    [(endpoint, row)] = board["Endpoints"].items()
+    assert endpoint == f"{app.url}/get"
+    assert row["Statistics"]["Count"] == 12
+    assert row["Return codes"] == {"200": 12}
+    assert sum(bucket["Value"] for bucket in row["Durations"]) == 12
+    assert "result sent to http://127.0.0.1:" in kubectl("log", "-g", "perf", *ns_args(cluster)).out

@@ -23,6 +23,8 @@ from routing_invariant import History, routed_versions, violations
 from kubectl_iter8.kube import KubeOptions
 from kubectl_iter8.registry import ResourceType, RouterRegistry, TaskRegistry
 from kubectl_iter8.testing import FakeKube
+from kubectl_iter8.testing.controlplane import free_port
+from kubectl_iter8.testing.node import RUN_ANNOTATION
 from kubectl_iter8.testing.real import RealKube
 
 #: Either tier's cluster: both have the same test helpers.
@@ -110,6 +112,38 @@ def create_version(kube: Kube, name: str, *, ready: bool = True, **annotations: 
     kube.create(deployment(name, **annotations))
     if ready:
         kube.wait_for("deployments", name, is_available, timeout=30)
+
+
+def sample_app_deployment(name: str, port: int, *flags: str) -> dict[str, Any]:
+    """:func:`deployment` whose pod runs ``kubectl-iter8 sample-app --port PORT FLAGS``: the node stand-in
+    runs it as a local process (the annotation asks it to) listening on 127.0.0.1:PORT, which
+    ``hostPort`` declares, and reports it Ready once its readiness probe connects. A TCP probe, so
+    that probes are not among the requests the app counts (its ``--error-rate`` spreads over them)."""
+    obj = deployment(name)
+    template = obj["spec"]["template"]
+    template["metadata"]["annotations"] = {RUN_ANNOTATION: "true"}
+    template["spec"]["containers"] = [
+        {
+            "name": "app",
+            "image": "example/app",
+            "command": ["kubectl-iter8", "sample-app", "--port", str(port), *flags],
+            "ports": [{"name": "http", "containerPort": port, "hostPort": port}],
+            "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+        }
+    ]
+    template["spec"]["terminationGracePeriodSeconds"] = 2
+    return obj
+
+
+def create_app_version(kube: RealKube, name: str, *flags: str) -> str:
+    """A Service and a Deployment named ``name`` whose pod serves the sample app (see
+    :func:`sample_app_deployment`, on a free port); waits until the Deployment is Available and
+    returns the app's URL, ``http://127.0.0.1:PORT`` (the pod's own IP is never routed)."""
+    port = free_port()
+    kube.create(service(name))
+    kube.create(sample_app_deployment(name, port, *flags))
+    kube.wait_for("deployments", name, is_available, timeout=30)
+    return f"http://127.0.0.1:{port}"
 
 
 def service(name: str) -> dict[str, Any]:

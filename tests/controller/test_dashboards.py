@@ -177,8 +177,8 @@ def test_an_http_test_s_result_reaches_the_http_dashboard(
     first, last = row["Durations"][0]["Bucket"], row["Durations"][-1]["Bucket"]
     assert float(first.split(" - ")[0]) == pytest.approx(int(metrics["http/latency-min"] * 10) / 10)
     assert float(last.split(" - ")[1]) == pytest.approx(int(metrics["http/latency-max"] * 10) / 10)
-    assert row["Error durations"] == []
-    assert row["Error statistics"]["Count"] == 0
+    assert row["Error durations"] == []  # none failed: Fortio's empty histogram
+    assert row["Error statistics"] == {"Count": 0, "Mean": 0.0, "StdDev": 0.0, "Min": 0.0, "Max": 0.0}
     # Iter8 served either dashboard for any stored test: this one has no grpc endpoint.
     assert controller.dashboard("grpc", "team", "perf")["Endpoints"] == {}
 
@@ -193,16 +193,28 @@ def test_named_endpoints_are_keyed_by_name_and_errors_counted(
         "endpoints": {
             "ok": {"url": f"{app.url}/get"},
             "broken": {"url": f"{app.url}/status/503", "allowInitialErrors": True},
+            # Answers of at least 15 ms that errorRanges call errors: their durations are the errors'.
+            "slow": {"url": f"{app.url}/delay/15", "errorRanges": [{"lower": 200, "upper": 299}],
+                     "allowInitialErrors": True, "qps": 0},
         },
-    }
+    }  # fmt: skip
     outcome, _ = launch(cli, tmp_path, "two-endpoints", [{"task": "http", "with": inputs}])
     assert outcome.code == 0, outcome.err
     board = controller.dashboard("http", "team", "two-endpoints")
-    assert set(board["Endpoints"]) == {"ok", "broken"}
+    assert set(board["Endpoints"]) == {"ok", "broken", "slow"}
     broken = board["Endpoints"]["broken"]
     assert broken["Return codes"] == {"503": 20}
     assert broken["Error statistics"]["Count"] == 20
+    assert sum(bucket["Value"] for bucket in broken["Error durations"]) == 20
     assert board["Endpoints"]["ok"]["Error statistics"]["Count"] == 0
+    assert board["Endpoints"]["ok"]["Error durations"] == []
+    slow = board["Endpoints"]["slow"]
+    # Every request failed, so the errors' histogram and statistics are the durations' own.
+    assert slow["Error durations"] == slow["Durations"]
+    assert slow["Error statistics"] == slow["Statistics"]
+    assert slow["Error statistics"]["Count"] == 20
+    assert slow["Error statistics"]["Min"] >= 15
+    assert float(slow["Error durations"][0]["Bucket"].split(" - ")[0]) >= 15
 
 
 def test_a_grpc_test_s_result_reaches_the_grpc_dashboard(
@@ -433,6 +445,39 @@ def histogram_of(values_us: list[int]) -> Latencies:
     for value in values_us:
         recorded.record_value(value)
     return Latencies(recorded.encode().decode(), "test")
+
+
+def test_error_durations_come_from_the_errors_histogram_in_the_durations_form() -> None:
+    def result(**endpoint: Any) -> dict[str, Any]:
+        data = {"url": "http://x/", "latencyHistogram": encoded([1200, 1700, 30_000]), **endpoint}
+        return {"tasks": [{"task": "http", "status": "completed", "details": {"endpoints": {"http": data}}}]}
+
+    def encoded(values_us: list[int]) -> str:
+        recorded = HdrHistogram(1, 3_600_000_000, 3)
+        for value in values_us:
+            recorded.record_value(value)
+        return str(recorded.encode().decode())
+
+    http, _ = dashboards(result(errors=2, errorLatencyHistogram=encoded([1700, 30_000])), "ns", "t")
+    row = http["Endpoints"]["http://x/"]
+    assert row["Error durations"] == [
+        {"Version": "0", "Bucket": "1.7 - 2", "Value": 1.0},
+        {"Version": "0", "Bucket": "30 - 30", "Value": 1.0},
+    ]
+    assert row["Error statistics"]["Count"] == 2
+    assert (row["Error statistics"]["Min"], row["Error statistics"]["Max"]) == (
+        1.7,
+        pytest.approx(30.0, abs=0.05),
+    )
+    assert row["Error statistics"]["Mean"] == pytest.approx((1.7 + 30.0) / 2, abs=0.05)
+    # A record from before failures were timed: their number, and nothing made up.
+    http, _ = dashboards(result(errors=2), "ns", "t")
+    assert http["Endpoints"]["http://x/"]["Error durations"] == []
+    assert http["Endpoints"]["http://x/"]["Error statistics"] == {
+        "Count": 2, "Mean": None, "StdDev": None, "Min": None, "Max": None,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"errorLatencyHistogram: not an encoded HDR histogram"):
+        dashboards(result(errors=2, errorLatencyHistogram="HISTFAAAnonsense"), "ns", "t")
 
 
 def test_fortio_buckets_use_fortio_s_bounds_from_the_minimum_to_the_maximum() -> None:

@@ -283,8 +283,10 @@ def test_a_routemap_cannot_make_the_controller_write_other_kinds_or_take_over_ob
     wait_until(lambda: "not this routemap's" in last_error("other-routemap"), what="the conflict")
     assert not kube.exists("deployments", "sneaky")
     assert kube.get("virtualservices", "app")["spec"] == {"hosts": ["theirs"]}
-    reasons = {e.get("reason") for e in kube.list("events")}
-    assert {"RenderFailed", "RoutingConflict"} <= reasons
+    wait_until(
+        lambda: {"RenderFailed", "RoutingConflict"} <= {e.get("reason") for e in kube.list("events")},
+        what="the RenderFailed and RoutingConflict events",
+    )
 
 
 # --- the render gate and Iter8's weights, without a cluster ---------------------------------------------

@@ -4,26 +4,35 @@ and on a real control plane (``kube`` runs each test on both).
 The routing is the test router's ConfigMap ``app-routing``; the harness checks the routing
 invariant over the whole write history at the end of every test. Steering goes through the CLI as a
 user would (``kubectl iter8 release approve|pause|resume|abort|retry``, real kubectl).
+
+The analysed rollouts load the candidate's sample app. On the real tier each version's Deployment
+runs ``kubectl-iter8 sample-app`` in its pod, which the node stand-in runs as a local process on a
+port of its own (the analysis reaches it on 127.0.0.1; pod IPs are never routed); the fake has no
+node, so there the candidate's app runs in-process.
 """
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from controller_helpers import Harness, Kube, app_versions, create_version, wait_until
+from controller_helpers import Harness, Kube, app_versions, create_app_version, create_version, wait_until
 
 from kubectl_iter8.rollout import RolloutState
 from kubectl_iter8.sample_app import running
+from kubectl_iter8.testing.real import RealKube
 
 HERE = Path(__file__).resolve().parent
 
@@ -176,22 +185,107 @@ spec:
 """
 
 
-def analysed_routemap(kube: Kube, url: str, steps: list[dict[str, Any]]) -> None:
+LATENCY_CHECKS = """
+spec:
+- task: http
+  with:
+    url: "{url}/anything/{{{{ candidate.name }}}}"
+    numRequests: 40
+    qps: 50
+    connections: 4
+- task: assess
+  with:
+    SLOs:
+      upper:
+      - metric: http/latency-mean
+        limit: 30
+"""
+#: The primary's added latency in the latency case (seconds); the bad candidate's is twice it, and
+#: LATENCY_CHECKS's limit (30 ms) lies between the two.
+BASE_DELAY = 0.02
+
+
+def sample_app_flags(error_rate: float = 0.0, extra_delay: float = 0.0) -> list[str]:
+    """``kubectl iter8 sample-app`` flags for :func:`kubectl_iter8.sample_app.running`'s options."""
+    return [*(["--error-rate", str(error_rate)] if error_rate else []),
+            *(["--delay", f"{extra_delay}s"] if extra_delay else [])]  # fmt: skip
+
+
+@contextmanager
+def sample_app_versions(
+    kube: Kube, *, baseline: dict[str, float] | None = None, **candidate: float
+) -> Iterator[tuple[str, Callable[[], set[str]]]]:
+    """Versions v1 (primary) and v2 (candidate) whose sample apps take ``baseline`` and ``candidate``
+    options (``error_rate``, ``extra_delay``). Yields the candidate's URL and a function that tells
+    which targets (paths) the candidate was asked for.
+
+    Real tier: each version's pod runs the sample app (the node stand-in runs it); what was asked is
+    read from the analyses' stored experiments, whose URLs must be the candidate's. Fake: the
+    candidate's app runs in-process and records its requests (call the function inside the block).
+    """
+    if isinstance(kube, RealKube):
+        create_app_version(kube, "v1", *sample_app_flags(**(baseline or {})))
+        url = create_app_version(kube, "v2", *sample_app_flags(**candidate))
+        yield url, lambda: analysed_targets(kube, url)
+        return
+    create_version(kube, "v1")
+    create_version(kube, "v2")
+    with running(keep_requests=1000, **candidate) as app:
+        yield app.url, lambda: {target for _, target, _, _ in app.recent}
+
+
+def analysed_targets(kube: RealKube, url: str) -> set[str]:
+    """The paths of ``url`` that the stored analysis experiments loaded (each Secret holds its
+    experiment, placeholders filled in, with its result); a URL elsewhere is named whole."""
+    targets = set()
+    for secret in kube.list("secrets", kube.namespace):
+        data = (secret.get("data") or {}).get("experiment.yaml")
+        if data is None:
+            continue
+        document = yaml.safe_load(base64.b64decode(data))
+        for task in document["spec"]:
+            if task.get("task") == "http":
+                loaded = urlsplit(task["with"]["url"])
+                same = f"{loaded.scheme}://{loaded.netloc}" == url
+                targets.add(loaded.path if same else task["with"]["url"])
+    return targets
+
+
+def rollback_timing(harness: Harness, final: RolloutState) -> tuple[float, float]:
+    """(seconds from the failing verdict to the routing write that followed it, seconds the failing
+    analysis ran: from its launch to its verdict), from the controllers' own write logs."""
+    writes = sorted(w for log in harness.writes.values() for w in log)
+    verdict = final.verdicts[-1]
+    launched = min(start for start, _, what in writes if what == f"analysis {verdict.group}")
+    routed = [end for _, end, what in writes if what == "apply ConfigMap/app-routing" and end >= verdict.at]
+    assert routed, (
+        f"no routing write after the verdict at {verdict.at:.3f}: {[w for w in writes if 'app' in w[2]]}"
+    )
+    return min(routed) - verdict.at, verdict.at - launched
+
+
+def event_messages(kube: Kube, reason: str) -> list[str]:
+    return [
+        e.get("message", "")
+        for e in kube.list("events", kube.namespace)
+        if e.get("involvedObject", {}).get("name") == "app" and e["reason"] == reason
+    ]
+
+
+def analysed_routemap(kube: Kube, url: str, steps: list[dict[str, Any]], checks: str = CHECKS) -> None:
     kube.create(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "checks"},
-            "data": {"experiment.yaml": CHECKS.format(url=url)},
+            "data": {"experiment.yaml": checks.format(url=url)},
         }
     )
     kube.create(rollout_routemap(steps, analysis={"experiment": {"configMap": "checks"}, "timeout": "90s"}))
 
 
 def test_a_canary_that_passes_its_analyses_is_promoted(harness: Harness, kube: Kube, plugin_host) -> None:
-    create_version(kube, "v1")
-    create_version(kube, "v2")
-    with running(keep_requests=1000) as app:
+    with sample_app_versions(kube) as (url, asked):
         steps = [
             {"weight": 10},
             {"analysis": {}},
@@ -200,13 +294,13 @@ def test_a_canary_that_passes_its_analyses_is_promoted(harness: Harness, kube: K
             {"weight": 60},
             {"analysis": {}},
         ]
-        analysed_routemap(kube, app.url, steps)
+        analysed_routemap(kube, url, steps)
         harness.start(rollouts=True, tasks=plugin_host().tasks)
         wait_until(lambda: phase(kube) in ("Promoted", "RolledBack"), timeout=120, what="the rollout to end")
         final = state(kube)
         assert final is not None
         assert final.phase == "Promoted", final.message
-        targets = {target for _, target, _, _ in app.recent}
+        targets = asked()
     assert targets == {"/anything/v2"}, "the experiment's URL names the candidate"
     assert [(v.step, v.verdict) for v in final.verdicts] == [(1, "pass"), (3, "pass"), (5, "pass")]
     assert final.verdicts[0].metrics == {"http/error-rate": [0.0]}
@@ -222,12 +316,11 @@ def test_a_canary_that_passes_its_analyses_is_promoted(harness: Harness, kube: K
 def test_a_canary_that_fails_its_analysis_is_rolled_back_at_its_step(
     harness: Harness, kube: Kube, plugin_host
 ) -> None:
-    create_version(kube, "v1")
-    create_version(kube, "v2")
-    with running(error_rate=0.05) as app:
-        analysed_routemap(kube, app.url, [{"weight": 10}, {"analysis": {}}, {"weight": 50}])
+    with sample_app_versions(kube, error_rate=0.05) as (url, asked):
+        analysed_routemap(kube, url, [{"weight": 10}, {"analysis": {}}, {"weight": 50}])
         harness.start(rollouts=True, tasks=plugin_host().tasks)
         wait_until(lambda: phase(kube) in ("Promoted", "RolledBack"), timeout=120, what="the rollout to end")
+        assert asked() == {"/anything/v2"}
     final = state(kube)
     assert final is not None
     assert final.phase == "RolledBack"
@@ -238,17 +331,44 @@ def test_a_canary_that_fails_its_analysis_is_rolled_back_at_its_step(
     assert max(candidate_shares(harness)) == 10, "traffic never went past the failing step's weight"
     assert versions_in_routemap(kube) == ["v1", "v2"]
     wait_until(lambda: "RolloutRolledBack" in event_reasons(kube), what="the rollback's Event")
+    assert any("fail (not satisfied: slos" in m for m in event_messages(kube, "RolloutRolledBack"))
+    back, interval = rollback_timing(harness, final)
+    assert back < interval, f"rolled back {back:.2f} s after the verdict; the analysis took {interval:.2f} s"
+
+
+def test_a_canary_with_twice_the_latency_is_rolled_back_at_its_step(
+    harness: Harness, kube: Kube, plugin_host
+) -> None:
+    slow = {"extra_delay": 2 * BASE_DELAY}
+    with sample_app_versions(kube, baseline={"extra_delay": BASE_DELAY}, **slow) as (url, asked):
+        steps = [{"weight": 10}, {"analysis": {}}, {"weight": 50}]
+        analysed_routemap(kube, url, steps, checks=LATENCY_CHECKS)
+        harness.start(rollouts=True, tasks=plugin_host().tasks)
+        wait_until(lambda: phase(kube) in ("Promoted", "RolledBack"), timeout=120, what="the rollout to end")
+        assert asked() == {"/anything/v2"}
+    final = state(kube)
+    assert final is not None
+    assert final.phase == "RolledBack", final.message
+    assert "not satisfied: slos" in final.message
+    assert [(v.step, v.verdict) for v in final.verdicts] == [(1, "fail")]
+    [mean] = final.verdicts[0].metrics["http/latency-mean"]
+    assert mean >= 2 * BASE_DELAY * 1000, "the candidate's mean latency (ms): at least twice the primary's"
+    wait_until(lambda: candidate_shares(harness)[-1] == 0, timeout=20, what="the routing back on v1")
+    assert max(candidate_shares(harness)) == 10, "traffic never went past the failing step's weight"
+    assert versions_in_routemap(kube) == ["v1", "v2"]
+    wait_until(lambda: "RolloutRolledBack" in event_reasons(kube), what="the rollback's Event")
+    assert any("fail (not satisfied: slos" in m for m in event_messages(kube, "RolloutRolledBack"))
+    back, interval = rollback_timing(harness, final)
+    assert back < interval, f"rolled back {back:.2f} s after the verdict; the analysis took {interval:.2f} s"
 
 
 def test_a_controller_killed_at_any_point_converges_without_repeating_anything(
     harness: Harness, kube: Kube, plugin_host
 ) -> None:
-    create_version(kube, "v1")
-    create_version(kube, "v2")
     tasks = plugin_host().tasks
     rng = random.Random(7)
-    with running() as app:
-        analysed_routemap(kube, app.url, [{"weight": 10}, {"analysis": {}}, {"weight": 50}, {"analysis": {}}])
+    with sample_app_versions(kube) as (url, _):
+        analysed_routemap(kube, url, [{"weight": 10}, {"analysis": {}}, {"weight": 50}, {"analysis": {}}])
         deadline = time.monotonic() + 150
         kills = 0
         while phase(kube) != "Promoted":

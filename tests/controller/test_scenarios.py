@@ -167,9 +167,11 @@ def test_status_and_events_tell_the_user_what_was_applied(harness: Harness, kube
     assert got["versions"][1]["available"] is False
     assert got["versions"][1]["weight"] == 0
     assert "Available" in got["versions"][1]["reason"] or "status" in got["versions"][1]["reason"]
-    events = kube.list("events", kube.namespace)
-    applied = [e for e in events if e["reason"] == "RoutingApplied"]
-    assert applied
+    # Events are sent by a thread of their own, after the status.
+    applied = wait_until(
+        lambda: [e for e in kube.list("events", kube.namespace) if e["reason"] == "RoutingApplied"],
+        what="the RoutingApplied event",
+    )
     assert applied[0]["involvedObject"]["name"] == "app"
     assert "v1=90" in applied[0]["message"]
 
@@ -218,10 +220,14 @@ def test_broken_routemaps_do_not_stop_the_others(harness: Harness, kube: Kube) -
         wait_until(lambda name=name: kube.exists("configmaps", f"{name}-iter8-status"), what=f"{name} status")
         status = yaml.safe_load(kube.get("configmaps", f"{name}-iter8-status")["data"]["status"])
         assert expected in status["lastError"], status
-    warnings = {
-        e["involvedObject"]["name"] for e in kube.list("events", kube.namespace) if e["type"] == "Warning"
-    }
-    assert warnings == {"unknown-router", "bad-spec", "bad-options"}
+
+    def warnings() -> set[str]:
+        events = kube.list("events", kube.namespace)
+        return {e["involvedObject"]["name"] for e in events if e["type"] == "Warning"}
+
+    expected_warnings = {"unknown-router", "bad-spec", "bad-options"}
+    wait_until(lambda: warnings() >= expected_warnings, what="the warning events")
+    assert warnings() == expected_warnings
 
 
 def test_restart_mid_rollout_converges(harness: Harness, kube: Kube) -> None:
@@ -310,8 +316,10 @@ def test_routing_objects_no_longer_rendered_are_deleted(harness: Harness, kube: 
     assert not renamed["metadata"].get("ownerReferences")
     assert "app.kubernetes.io/managed-by" not in (renamed["metadata"].get("labels") or {})
     assert routes(kube) == {"v1": 90, "v2": 10}
-    conflicts = [e for e in kube.list("events", kube.namespace) if e["reason"] == "RoutingConflict"]
-    assert conflicts
+    conflicts = wait_until(
+        lambda: [e for e in kube.list("events", kube.namespace) if e["reason"] == "RoutingConflict"],
+        what="the RoutingConflict event",
+    )
     assert conflicts[0]["involvedObject"]["name"] == "app"
     # A name nobody uses is applied, and the routemap's previous object, which it owns, is deleted.
     changed = routemap("app", app_versions("v1", "v2", weights=[90, 10]), object_name="third")

@@ -45,6 +45,32 @@ def test_a_key_in_flight_is_not_handed_out_twice_but_requeued_on_done() -> None:
     assert queue.get(0) is None
 
 
+def test_a_key_added_first_goes_ahead_of_the_waiting_keys_even_when_it_waits_already() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    queue.add("v", first=True)
+    queue.add("c", first=True)  # waiting already: moved ahead, not queued twice
+    assert [queue.get(0) for _ in range(5)] == ["c", "v", "a", "b", None]
+
+
+def test_a_key_in_flight_added_first_is_requeued_first_on_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("v")
+    assert queue.get(0) == "v"
+    queue.add("a")
+    queue.add("v", first=True)  # a verdict arrives while the worker still holds the key
+    queue.done("v")
+    assert [queue.get(0), queue.get(0)] == ["v", "a"]
+    queue.done("v")
+    queue.add("v")
+    queue.add("b")
+    assert queue.get(0) == "v"
+    queue.add("v")
+    queue.done("v")  # a plain add in flight goes to the back, as before
+    assert [queue.get(0), queue.get(0)] == ["b", "v"]
+
+
 def test_backoff_doubles_per_failure_is_capped_and_reset_by_forget() -> None:
     queue: WorkQueue[str] = WorkQueue(backoff_base=0.01, backoff_max=0.03)
     assert [queue.backoff("a") for _ in range(4)] == [0.01, 0.02, 0.03, 0.03]

@@ -80,7 +80,7 @@ def test_every_problem_is_reported_at_once(kubectl, tmp_path: Path) -> None:
         (["launch", "--local", "-f", "."], 2, "-f .: is a directory, not a file"),
         (["launch", "--local"], 2, "no experiment given: use -f FILE (or -f - for standard input) and/or --set"),
         (["launch", "--local", "--set", "tasks={run}", "--set", "rnu.cmd=x"], 2,
-         "unknown key 'rnu' in values (not a task listed in 'tasks', nor an Iter8 chart setting)"),
+         "unknown key 'rnu' in values (not a task, nor an Iter8 chart setting)"),
         (["launch", "--local", "--set", "tasks"], 2, "--set 'tasks': key 'tasks' has no value (expected KEY=VALUE)"),
         (["launch", "-f", "exp.yaml", "--kubeconfig", "nokube.yaml"], 2, "--kubeconfig: nokube.yaml: no such file"),
         (["launch", "-f", "exp.yaml", "-g", "Bad_Group"], 2, "-g/--group 'Bad_Group': use lower-case letters, digits and '-', "

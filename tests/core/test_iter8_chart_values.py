@@ -1,9 +1,10 @@
 """Iter8's chart values for the runner work as the chart used them, or are refused with a reason.
 
-``runner``/``cronjobSchedule``, ``serviceAccountName``, ``iter8Image``, ``resources`` and
-``logLevel`` shape the Job of ``launch -g`` (checked on ``--dry-run``'s manifests, on the fake API
-server, and against what Iter8's own chart renders for the same values); ``warmupNumRequests`` /
-``warmupDuration`` expand as the chart expanded them; ``abnmetrics`` takes Iter8's ``host:port``.
+``runner``/``cronjobSchedule``, ``serviceAccountName``, ``iter8Image``, ``resources``, ``logLevel``
+and ``metricsServerURL`` shape the Job of ``launch -g`` (checked on ``--dry-run``'s manifests, on the
+fake API server, and against what Iter8's own chart renders for the same values); ``majorMinor`` is
+checked and warned about; ``warmupNumRequests`` / ``warmupDuration`` expand as the chart expanded
+them; ``abnmetrics`` takes Iter8's ``host:port``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,16 @@ def test_runner_job_is_a_job_and_the_schedule_flag_wins_over_the_values(dry) -> 
         ),
         (["resources.claims.x=1"], "resources: unknown key 'claims' (expected requests, limits)"),
         (["resources=big"], "resources: expected a mapping with requests and/or limits"),
+        (["metricsServerURL=iter8.default:8080"], "metricsServerURL: expected an http:// or https:// URL"),
+        (["metricsServerURL=ftp://iter8.default"], "metricsServerURL: expected an http:// or https:// URL"),
+        (["metricsServerURL=http://:8080"], "metricsServerURL: the URL has no host"),
+        (["metricsServerURL=http://iter8:port"], "metricsServerURL: not a URL: Port could not be cast"),
+        (["metricsServerURL=http://iter8/?a=b"], "metricsServerURL: no query or fragment"),
+        (["metricsServerURL=http://iter8/#top"], "metricsServerURL: no query or fragment"),
+        (["metricsServerURL=http://it er8/"], "metricsServerURL: blanks or control characters in a URL"),
+        (["metricsServerURL=true"], "metricsServerURL: expected a URL such as http://"),
+        ([f"metricsServerURL=http://iter8/{'x' * 2100}"], "metricsServerURL: longer than 2048 characters"),
+        (["majorMinor=latest"], "majorMinor: expected Iter8's major.minor version, such as v1.1"),
     ],
 )
 def test_a_value_that_cannot_work_is_refused_with_one_line_naming_it(
@@ -114,6 +125,7 @@ def test_a_value_that_cannot_work_is_refused_with_one_line_naming_it(
         assert message in outcome.err, outcome.err
         assert outcome.err.count("\n") <= 2
         assert "Traceback" not in outcome.err
+        assert "x" * 300 not in outcome.err  # a long value is cut when echoed
 
 
 def test_runner_none_runs_here_and_is_refused_for_a_cluster_with_the_reason(cli, fake_kube) -> None:
@@ -182,15 +194,102 @@ def test_log_level_is_the_runners_log_level(dry, level: str, runner_level: str) 
 
 def test_cluster_values_are_ignored_here_with_one_warning_line(cli, tmp_path: Path) -> None:
     sets = ["runner=job", "iter8Image=registry.example/kubectl-iter8:v9", "logLevel=debug",
-            "serviceAccountName=sa", "resources.limits.cpu=2"]  # fmt: skip
+            "serviceAccountName=sa", "resources.limits.cpu=2", "metricsServerURL=http://iter8:8080"]  # fmt: skip
     args = [arg for value in sets for arg in ("--set", value)]
     outcome = cli("launch", "--local", "--dry-run", *HTTP, *args)
     assert outcome.code == 0, outcome.err
     assert outcome.err == (
-        "warning: runner, serviceAccountName, iter8Image, resources, logLevel: chart values for an "
-        "experiment in a cluster; ignored with --local\n"
+        "warning: runner, serviceAccountName, iter8Image, resources, logLevel, metricsServerURL: chart "
+        "values for an experiment in a cluster; ignored with --local\n"
     )
     assert yaml.safe_load(outcome.out)["spec"] == [{"task": "http", "with": {"url": URL}}]
+
+
+def test_values_of_an_unlisted_task_are_ignored_with_a_warning_and_null_is_no_value(
+    cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Helm renders Iter8's chart: a values file keeps ``ready`` for when ``tasks`` lists it."""
+    outcome = cli(
+        "launch", "--local", "--dry-run", *HTTP, "--set", "ready.deploy=httpbin", "--set", "assess=null"
+    )
+    assert outcome.code == 0, outcome.err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["values of ready ignored: not listed in 'tasks'"]
+    assert yaml.safe_load(outcome.out)["spec"] == [{"task": "http", "with": {"url": URL}}]
+    listed = cli("launch", "--local", "--dry-run", "--set", "tasks={ready}", "--set", "ready=null")
+    assert listed.code != 0
+    assert listed.err == (
+        "error: spec[0] (ready): name: required field is missing\n"
+        "error: spec[0] (ready): resource: required field is missing\n"
+    )
+
+
+# --- metricsServerURL, majorMinor ----------------------------------------------------------------
+
+#: Iter8 v1.1's chart (``charts/iter8/templates/_k-job.tpl``) gave the runner container this env;
+#: the fixture chart is v0.15's, from before the value existed.
+ITER8_V1_JOB_ENV = """env:
+- name: METRICS_SERVER_URL
+  value: "{{ .Values.metricsServerURL }}"
+"""
+CONTROLLER = "http://iter8-controller.iter8-system:8080"
+
+
+def iter8_v1_env(values: dict[str, Any]) -> list[dict[str, Any]]:
+    from kubectl_iter8 import gotemplate
+
+    rendered = gotemplate.parse(ITER8_V1_JOB_ENV, name="k.job").execute({"Values": values})
+    env: list[dict[str, Any]] = yaml.safe_load(rendered)["env"]
+    return env
+
+
+def metrics_env(objects: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    env = pod_of(objects)["containers"][0]["env"]
+    return [var for var in env if var["name"] == "METRICS_SERVER_URL"]
+
+
+@pytest.mark.parametrize("runner", [[], ["--set", "runner=cronjob", "--set", "cronjobSchedule=0 * * * *"]])
+def test_metrics_server_url_is_the_runners_env_as_in_iter8_v1s_chart(dry, runner: list[str]) -> None:
+    ours = dry(*HTTP, *runner, "--set", f"metricsServerURL={CONTROLLER}")
+    assert metrics_env(ours) == iter8_v1_env({"metricsServerURL": CONTROLLER})
+    assert metrics_env(ours) == [{"name": "METRICS_SERVER_URL", "value": CONTROLLER}]
+    # Iter8's chart defaulted it to http://iter8.default:8080; here no value sends nothing.
+    assert metrics_env(dry(*HTTP, *runner)) == []
+    assert metrics_env(dry(*HTTP, *runner, "--set", "metricsServerURL=")) == []
+
+
+def test_metrics_server_url_with_a_path_is_kept_and_credentials_are_never_echoed(cli, fake_kube, dry) -> None:
+    ours = dry(*HTTP, "--set", "metricsServerURL=https://proxy.example/iter8/")
+    assert metrics_env(ours) == [{"name": "METRICS_SERVER_URL", "value": "https://proxy.example/iter8/"}]
+    for url, problem in [
+        ("http://me:s3cr3t@iter8/", "metricsServerURL: no credentials in the URL"),
+        ("http://me:s3cr3t@iter8:port/", "metricsServerURL: not a URL"),
+        ("http://me:s3cr3t@it er8/", "metricsServerURL: blanks or control characters"),
+    ]:
+        outcome = cli("launch", "-g", "app", "--dry-run", *HTTP, "--set", f"metricsServerURL={url}")
+        assert outcome.code != 0
+        assert problem in outcome.err
+        assert "(got 'http://***@" in outcome.err
+        assert "s3cr3t" not in outcome.err
+
+
+def test_major_minor_is_accepted_with_a_warning_that_it_has_no_effect(
+    dry, caplog: pytest.LogCaptureFixture
+) -> None:
+    ours = dry(*HTTP, "--set", "majorMinor=v1.1")
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("majorMinor: no effect: the result's iter8Version records the kubectl-iter8")
+    # Iter8's chart wrote it into the initial result, which the runner here writes when it starts.
+    [experiment] = render_chart(
+        "iter8",
+        '{{ include "experiment" . }}',
+        {"tasks": ["http"], "http": {"url": URL}, "majorMinor": "v1.1"},
+    )
+    assert experiment["result"]["iter8Version"] == "v1.1"
+    assert "result" not in yaml.safe_load(ours["Secret"]["stringData"]["experiment.yaml"])
+    caplog.clear()
+    dry(*HTTP)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 # --- warmupNumRequests / warmupDuration ---------------------------------------------------------
@@ -309,4 +408,18 @@ def test_abnmetrics_reads_the_controller_at_iter8s_host_port(cli, tmp_path: Path
 def test_chart_settings_of_values_without_any_are_empty() -> None:
     settings = chart_settings({"tasks": ["http"]})
     assert settings.cluster_only() == []
+    assert settings.metrics_server_url is None
     assert chart_settings({"runner": "none"}).cluster_only() == []
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("http://iter8.default:8080", "http://iter8.default:8080"),
+        ("  HTTPS://[::1]:8443/x  ", "HTTPS://[::1]:8443/x"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_metrics_server_url_is_read_as_given(given: str | None, kept: str | None) -> None:
+    assert chart_settings({"metricsServerURL": given}).metrics_server_url == kept

@@ -130,3 +130,44 @@ def test_a_server_that_does_not_answer(tmp_path: Path) -> None:
     assert (
         str(info.value) == "cannot reach the Kubernetes API server at http://127.0.0.1:9: connection refused"
     )
+
+
+def counting_auth(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the times the kubeconfig loader is asked for the Authorization header."""
+    calls: list[int] = []
+    ask = kube.api.update_params_for_auth
+
+    def counted(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        ask(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kube.api, "update_params_for_auth", counted)
+    return calls
+
+
+def test_the_token_is_asked_for_once_a_second_not_per_request(
+    kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube.create(CONFIGMAPS, configmap("often"))
+    calls = counting_auth(kube, monkeypatch)
+    kube._auth_cache = None
+    for _ in range(50):
+        kube.get(CONFIGMAPS, "often")
+    assert len(calls) == 1
+    monkeypatch.setattr("kubectl_iter8.kube.AUTH_REFRESH", 0.0)
+    kube.get(CONFIGMAPS, "often")
+    assert len(calls) == 2
+
+
+def test_a_401_asks_for_a_fresh_token_once(
+    kube: Kube, fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube.create(CONFIGMAPS, configmap("expiring"))
+    kube.get(CONFIGMAPS, "expiring")
+    calls = counting_auth(kube, monkeypatch)
+    fake_kube.faults.fail_next("get", "configmaps", status=401)
+    assert kube.get(CONFIGMAPS, "expiring")["metadata"]["name"] == "expiring"
+    assert len(calls) == 1, "the remembered token was refused: a fresh one was asked for"
+    fake_kube.faults.fail_next("get", "configmaps", status=401, times=2)
+    with pytest.raises(Exception, match="401|nauthorized"):
+        kube.get(CONFIGMAPS, "expiring")

@@ -1,0 +1,4 @@
+{
+  "event_type": "iter8",
+  "client_payload": {{ .Report | toPrettyJson }}
+}
