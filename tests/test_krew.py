@@ -7,10 +7,12 @@ run with a PATH of that symlink's folder and ``/usr/bin`` without any ``python*`
 and TMPDIR: ``version``, ``--help`` (also through kubectl, and prerendered at build time: the same
 bytes as click's at any width), an http load with ``workers`` against
 the archive's own sample app judged by ``assess`` on confidence bounds (scipy), a grpc load whose
-``.proto`` is compiled at run time, the HTML report, and ``controller serve`` with its A/B/n service
-against the fake API server. Krew's manifest rules are checked on the committed manifest and the
-built one. Fast unit tests cover the entry point's choice of prerendered text (click's help
-width, the settings that turn it off) and the build's dropping of duplicate vendored libraries.
+``.proto`` is compiled at run time, the HTML report, ``controller serve`` with its A/B/n service
+against the fake API server, ``custom-metrics`` from a stub Prometheus judged by ``assess``, and
+``launch -g`` on the real control plane (the ``real-kube`` tier), whose Job runs the archive too.
+Krew's manifest rules are checked on the committed manifest and the built one. Fast unit tests
+cover the entry point's choice of prerendered text (click's help width, the settings that turn it
+off) and the build's dropping of duplicate vendored libraries.
 """
 
 from __future__ import annotations
@@ -766,10 +768,10 @@ PROM_VALUES = {
 
 def prometheus_answer(request: Request) -> Reply:
     """Prometheus' instant-query reply: one sample for a known query, an empty vector for any other."""
-    query = request.query.get("query", [""])[0]
-    found = [{"metric": {}, "value": [1_700_000_000.0, PROM_VALUES[query]]}] if query in PROM_VALUES else []
     if request.path != "/api/v1/query":
         return Reply(404, "not found")
+    query = request.query.get("query", [""])[0]
+    found = [{"metric": {}, "value": [1_700_000_000.0, PROM_VALUES[query]]}] if query in PROM_VALUES else []
     return Reply(200, {"status": "success", "data": {"resultType": "vector", "result": found}})
 
 
@@ -830,6 +832,7 @@ def test_custom_metrics_from_a_prometheus_and_assess_on_them(user: dict[str, str
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("kube_control_plane")  # first: where the tier cannot run, skip before the build
 def test_launch_in_a_real_cluster(
     user: dict[str, str],
     sample_app: int,

@@ -313,6 +313,25 @@ def test_a_canary_that_passes_its_analyses_is_promoted(harness: Harness, kube: K
     assert reasons.count("AnalysisPassed") == 3, reasons
 
 
+def rolled_back_at_step_1(harness: Harness, kube: Kube) -> RolloutState:
+    """The state of a rollout whose analysis at step 1 failed, checked as the issue asks: rolled
+    back within one analysis interval, traffic never past that step's weight, the verdict stored
+    and in an Event."""
+    final = state(kube)
+    assert final is not None
+    assert final.phase == "RolledBack", final.message
+    assert "not satisfied: slos" in final.message
+    assert [(v.step, v.verdict) for v in final.verdicts] == [(1, "fail")]
+    wait_until(lambda: candidate_shares(harness)[-1] == 0, timeout=20, what="the routing back on v1")
+    assert max(candidate_shares(harness)) == 10, "traffic never went past the failing step's weight"
+    assert versions_in_routemap(kube) == ["v1", "v2"]
+    wait_until(lambda: "RolloutRolledBack" in event_reasons(kube), what="the rollback's Event")
+    assert any("fail (not satisfied: slos" in m for m in event_messages(kube, "RolloutRolledBack"))
+    back, interval = rollback_timing(harness, final)
+    assert back < interval, f"rolled back {back:.2f} s after the verdict; the analysis took {interval:.2f} s"
+    return final
+
+
 def test_a_canary_that_fails_its_analysis_is_rolled_back_at_its_step(
     harness: Harness, kube: Kube, plugin_host
 ) -> None:
@@ -321,19 +340,8 @@ def test_a_canary_that_fails_its_analysis_is_rolled_back_at_its_step(
         harness.start(rollouts=True, tasks=plugin_host().tasks)
         wait_until(lambda: phase(kube) in ("Promoted", "RolledBack"), timeout=120, what="the rollout to end")
         assert asked() == {"/anything/v2"}
-    final = state(kube)
-    assert final is not None
-    assert final.phase == "RolledBack"
-    assert "not satisfied: slos" in final.message
-    assert [(v.step, v.verdict) for v in final.verdicts] == [(1, "fail")]
+    final = rolled_back_at_step_1(harness, kube)
     assert final.verdicts[0].metrics == {"http/error-rate": [0.05]}
-    wait_until(lambda: candidate_shares(harness)[-1] == 0, timeout=20, what="the routing back on v1")
-    assert max(candidate_shares(harness)) == 10, "traffic never went past the failing step's weight"
-    assert versions_in_routemap(kube) == ["v1", "v2"]
-    wait_until(lambda: "RolloutRolledBack" in event_reasons(kube), what="the rollback's Event")
-    assert any("fail (not satisfied: slos" in m for m in event_messages(kube, "RolloutRolledBack"))
-    back, interval = rollback_timing(harness, final)
-    assert back < interval, f"rolled back {back:.2f} s after the verdict; the analysis took {interval:.2f} s"
 
 
 def test_a_canary_with_twice_the_latency_is_rolled_back_at_its_step(
@@ -346,20 +354,9 @@ def test_a_canary_with_twice_the_latency_is_rolled_back_at_its_step(
         harness.start(rollouts=True, tasks=plugin_host().tasks)
         wait_until(lambda: phase(kube) in ("Promoted", "RolledBack"), timeout=120, what="the rollout to end")
         assert asked() == {"/anything/v2"}
-    final = state(kube)
-    assert final is not None
-    assert final.phase == "RolledBack", final.message
-    assert "not satisfied: slos" in final.message
-    assert [(v.step, v.verdict) for v in final.verdicts] == [(1, "fail")]
+    final = rolled_back_at_step_1(harness, kube)
     [mean] = final.verdicts[0].metrics["http/latency-mean"]
     assert mean >= 2 * BASE_DELAY * 1000, "the candidate's mean latency (ms): at least twice the primary's"
-    wait_until(lambda: candidate_shares(harness)[-1] == 0, timeout=20, what="the routing back on v1")
-    assert max(candidate_shares(harness)) == 10, "traffic never went past the failing step's weight"
-    assert versions_in_routemap(kube) == ["v1", "v2"]
-    wait_until(lambda: "RolloutRolledBack" in event_reasons(kube), what="the rollback's Event")
-    assert any("fail (not satisfied: slos" in m for m in event_messages(kube, "RolloutRolledBack"))
-    back, interval = rollback_timing(harness, final)
-    assert back < interval, f"rolled back {back:.2f} s after the verdict; the analysis took {interval:.2f} s"
 
 
 def test_a_controller_killed_at_any_point_converges_without_repeating_anything(

@@ -35,17 +35,23 @@ def reasons(fake_kube: FakeKube) -> list[str]:
     return [e["reason"] for e in events]
 
 
-def test_events_are_sent_in_order_without_holding_up_the_caller(
-    fake_kube: FakeKube, client: Kube, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    gate = threading.Event()
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Holds every Event the writer sends until it is set."""
+    opened = threading.Event()
     send = Kube.record_event
 
-    def slow(self: Kube, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        gate.wait(10)
+    def held(self: Kube, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        opened.wait(10)
         return send(self, *args, **kwargs)
 
-    monkeypatch.setattr(Kube, "record_event", slow)
+    monkeypatch.setattr(Kube, "record_event", held)
+    return opened
+
+
+def test_events_are_sent_in_order_without_holding_up_the_caller(
+    fake_kube: FakeKube, client: Kube, gate: threading.Event
+) -> None:
     writer = Writer(client, is_leader=lambda: True, metrics=Metrics())
     started = time.monotonic()
     for reason in ("RolloutStarted", "RolloutStep", "RoutingApplied"):
@@ -76,16 +82,12 @@ def test_the_same_event_twice_in_a_row_is_sent_once_and_a_failed_one_again(
 
 
 def test_a_full_backlog_drops_events_with_one_warning(
-    fake_kube: FakeKube, client: Kube, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake_kube: FakeKube,
+    client: Kube,
+    gate: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gate = threading.Event()
-    send = Kube.record_event
-
-    def held(self: Kube, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        gate.wait(10)
-        return send(self, *args, **kwargs)
-
-    monkeypatch.setattr(Kube, "record_event", held)
     monkeypatch.setattr(writer_module, "EVENT_BACKLOG", 2)
     writer = Writer(client, is_leader=lambda: True, metrics=Metrics())
     with caplog.at_level(logging.WARNING, logger="kubectl_iter8.controller"):
