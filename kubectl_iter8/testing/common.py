@@ -20,7 +20,8 @@ Obj = dict[str, Any]
 
 
 class ClusterHelpers:
-    """``exists`` and ``wait_for`` for a class whose ``get`` raises :class:`ApiError` 404 when absent."""
+    """``find``, ``exists`` and ``wait_for`` for a class whose ``get`` raises :class:`ApiError` 404
+    when the object is absent."""
 
     #: Seconds between two reads of :meth:`wait_for`.
     poll_interval = 0.02
@@ -28,14 +29,18 @@ class ClusterHelpers:
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj:
         raise NotImplementedError
 
-    def exists(self, resource: str, name: str, namespace: str | None = None) -> bool:
+    def find(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist: one read, where ``exists`` then ``get``
+        would race with a deletion between the two."""
         try:
-            self.get(resource, name, namespace)
+            return self.get(resource, name, namespace)
         except ApiError as exc:
             if exc.code == 404:
-                return False
+                return None
             raise
-        return True
+
+    def exists(self, resource: str, name: str, namespace: str | None = None) -> bool:
+        return self.find(resource, name, namespace) is not None
 
     def wait_for(
         self,

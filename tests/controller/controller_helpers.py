@@ -186,9 +186,10 @@ def app_versions(*names: str, weights: list[int | None] | None = None) -> list[d
 
 def routes(kube: Kube, name: str = "app") -> dict[str, int | str] | None:
     """Version name -> weight (or "match"/"mirror:N"/"default") of the routing ConfigMap, or None."""
-    if not kube.exists("configmaps", f"{name}-routing"):
+    routing = kube.find("configmaps", f"{name}-routing")
+    if routing is None:
         return None
-    data = kube.get("configmaps", f"{name}-routing")["data"]
+    data = routing["data"]
     out: dict[str, int | str] = {}
     for r in json.loads(data["routes"]):
         if "weight" in r:

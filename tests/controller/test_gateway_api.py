@@ -50,9 +50,8 @@ def gateway_destinations(obj: dict[str, Any], routemap: RouteMap) -> set[int]:
 
 
 def routes(kube: Kube) -> dict[str, object] | None:
-    if not kube.exists("httproutes", "app"):
-        return None
-    return dict(_backends(kube.get("httproutes", "app")))
+    route = kube.find("httproutes", "app")
+    return None if route is None else dict(_backends(route))
 
 
 EXPECTED = {

@@ -43,9 +43,8 @@ def with_template_router() -> RouterRegistry:
 
 
 def status_of(kube: Kube, name: str) -> dict[str, Any]:
-    if not kube.exists("configmaps", f"{name}-iter8-status"):
-        return {}
-    return yaml.safe_load(kube.get("configmaps", f"{name}-iter8-status")["data"]["status"]) or {}
+    status = kube.find("configmaps", f"{name}-iter8-status")
+    return {} if status is None else yaml.safe_load(status["data"]["status"]) or {}
 
 
 def template_routemap(name: str, template: str) -> dict[str, Any]:

@@ -18,10 +18,11 @@ def istio(kube: Kube) -> Kube:
 
 def hosts(kube: Kube) -> dict[str, object] | None:
     """Destination host -> weight / "match" / "default" / "mirror" of the VirtualService ``app``."""
-    if not kube.exists("virtualservices", "app"):
+    vs = kube.find("virtualservices", "app")
+    if vs is None:
         return None
     out: dict[str, object] = {}
-    for http in kube.get("virtualservices", "app")["spec"]["http"]:
+    for http in vs["spec"]["http"]:
         for entry in http["route"]:
             host = entry["destination"]["host"]
             out[host] = entry.get("weight", "match" if http.get("match") else "default")

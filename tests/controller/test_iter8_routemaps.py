@@ -274,9 +274,10 @@ def test_a_routemap_cannot_make_the_controller_write_other_kinds_or_take_over_ob
     harness.start()
 
     def last_error(name: str) -> str:
-        if not kube.exists("configmaps", f"{name}-iter8-status"):
+        found = kube.find("configmaps", f"{name}-iter8-status")
+        if found is None:
             return ""
-        status = yaml.safe_load(kube.get("configmaps", f"{name}-iter8-status")["data"]["status"])
+        status = yaml.safe_load(found["data"]["status"])
         return str(status.get("lastError") or "")
 
     wait_until(lambda: "may write only" in last_error("app-routemap"), what="the Deployment refused")

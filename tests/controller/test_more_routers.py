@@ -122,9 +122,10 @@ def test_template_router_renders_only_ready_versions(harness: Harness, kube: Kub
     harness.start(router_registry=Iter8Hooks(env={"ITER8_NO_AUTOLOAD": "1"}).routers)
 
     def weights() -> dict[str, int] | None:
-        if not kube.exists("virtualservices", "app"):
+        vs = kube.find("virtualservices", "app")
+        if vs is None:
             return None
-        route = kube.get("virtualservices", "app")["spec"]["http"][0]["route"]
+        route = vs["spec"]["http"][0]["route"]
         return {entry["destination"]["host"]: entry["weight"] for entry in route}
 
     wait_until(lambda: weights() is not None and set(weights() or {}) == {"v1"}, what="v1 only")
