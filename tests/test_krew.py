@@ -430,6 +430,17 @@ def iter8(
     )
 
 
+def launch_local(
+    env: dict[str, str], tmp_path: Path, experiment: dict[str, Any]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``launch --local`` of ``experiment`` (written to ``exp.yaml``) into ``tmp_path/run``."""
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+    run_dir = tmp_path / "run"
+    return iter8(
+        env, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(run_dir)
+    ), run_dir
+
+
 @pytest.mark.slow
 def test_there_is_no_python_on_the_users_path(user: dict[str, str]) -> None:
     probe = subprocess.run(
@@ -602,9 +613,7 @@ def test_http_load_with_workers_and_assess_on_bounds(
             },
         ],
     }
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
-    run_dir = tmp_path / "run"
-    launched = iter8(user, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(run_dir))
+    launched, run_dir = launch_local(user, tmp_path, experiment)
     assert launched.returncode == 0, launched.stdout + launched.stderr
     checked = iter8(user, "assert", "--local", "--run-dir", str(run_dir), "-c", "completed,nofailure,slos")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -675,11 +684,7 @@ def test_grpc_load_with_a_proto_compiled_at_run_time(user: dict[str, str], tmp_p
                 {"task": "assess", "with": {"SLOs": {"upper": [{"metric": "grpc/error-rate", "limit": 0}]}}},
             ],
         }
-        (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
-        run_dir = tmp_path / "run"
-        launched = iter8(
-            user, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(run_dir)
-        )
+        launched, run_dir = launch_local(user, tmp_path, experiment)
         assert launched.returncode == 0, launched.stdout + launched.stderr
     checked = iter8(user, "assert", "--local", "--run-dir", str(run_dir), "-c", "completed,nofailure,slos")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -699,10 +704,7 @@ def test_a_proto_that_does_not_compile_is_one_error_line(user: dict[str, str], t
             {"task": "grpc", "with": {"host": "127.0.0.1:1", "call": "x.Y/Z", "proto": str(bad), "total": 1}}
         ],
     }
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
-    launched = iter8(
-        user, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(tmp_path / "run")
-    )
+    launched, _ = launch_local(user, tmp_path, experiment)
     output = launched.stdout + launched.stderr
     assert launched.returncode != 0
     assert re.search(r"does not compile: \S*bad\.proto:2:9: Expected message name", output), output
@@ -800,11 +802,7 @@ def test_custom_metrics_from_a_prometheus_and_assess_on_them(user: dict[str, str
                 {"task": "assess", "with": {"SLOs": {"upper": [{"metric": "app/latency", "limit": 0.2}]}}},
             ],
         }
-        (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
-        run_dir = tmp_path / "run"
-        launched = iter8(
-            user, "launch", "--local", "-f", str(tmp_path / "exp.yaml"), "--run-dir", str(run_dir)
-        )
+        launched, run_dir = launch_local(user, tmp_path, experiment)
         assert launched.returncode == 0, launched.stdout + launched.stderr
         asked = sorted(r.query["query"][0] for r in prometheus.requests if r.path == "/api/v1/query")
     assert asked == sorted(
